@@ -1,0 +1,12 @@
+"""clap_jax: CLAP models in JAX/Flax, loaded from the published PyTorch checkpoints.
+
+    import clap_jax
+    model = clap_jax.load("converted/laion-tiny")      # or a bundled name
+    audio_emb = model.embed_audio(waveforms, sample_rate=44100)
+    text_emb = model.embed_text(["a dog barks", "rain"])
+    logits = model.similarity(audio_emb, text_emb)
+"""
+from clap_jax import audio
+from clap_jax.api import Clap, load
+
+__all__ = ["Clap", "audio", "load"]

@@ -1,0 +1,111 @@
+"""The user-facing model object: ``clap_jax.load(spec)`` -> :class:`Clap`."""
+from __future__ import annotations
+
+import functools
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from clap_jax import audio, checkpoint, pipeline
+from clap_jax.models.clap import ClapModel
+from clap_jax.spec import ClapSpec
+from clap_jax.tokenizer import Tokenizer
+
+BUNDLED_DIR = os.path.join(os.path.dirname(__file__), "bundled")
+
+
+def _normalize(x: jnp.ndarray) -> jnp.ndarray:
+    return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+class Clap:
+    """A CLAP model with its source's audio pipeline and tokenizer.
+
+    Embeddings are float32 numpy arrays (B, joint_dim), L2-normalised when the source's
+    embedding API normalises (LAION, Hugging Face). ``dtype=jnp.bfloat16`` computes the
+    encoders in bfloat16 (parameters, front end and outputs stay float32).
+    """
+
+    def __init__(self, spec: ClapSpec, model: ClapModel, tokenizer: Tokenizer | None):
+        self.spec, self.tokenizer = spec, tokenizer
+        self.graphdef, self.state = nnx.split(model)
+        self.chunk = spec.audio.spectrogram.num_frames(spec.audio.clip_samples)
+
+    @functools.cached_property
+    def _audio_fn(self):
+        cfg = self.spec.audio
+
+        @jax.jit
+        def run(state, batch):
+            with jax.default_matmul_precision("highest"):
+                model = nnx.merge(self.graphdef, state)
+                mel, longer = pipeline.features(batch, cfg, self.chunk)
+                return model.encode_audio(mel, longer if cfg.fusion else None)["embedding"]
+        return run
+
+    @functools.cached_property
+    def _text_fn(self):
+        @jax.jit
+        def run(state, ids, mask):
+            with jax.default_matmul_precision("highest"):
+                return nnx.merge(self.graphdef, state).encode_text(ids, mask)["embedding"]
+        return run
+
+    def _out(self, emb: jnp.ndarray) -> np.ndarray:
+        return np.asarray(_normalize(emb) if self.spec.normalize_embeddings else emb)
+
+    def prepare_audio(self, waveforms, sample_rate, crop: str | None = None, seed: int | None = None):
+        """Host preparation of a batch: see :func:`clap_jax.pipeline.prepare`."""
+        clips = audio.as_waveform_list(waveforms, sample_rate)
+        return pipeline.prepare(clips, self.spec.audio, crop, seed)
+
+    def embed_audio(self, waveforms, sample_rate, *, crop: str | None = None, seed: int | None = None) -> np.ndarray:
+        """Audio embeddings (B, joint_dim).
+
+        ``waveforms``: an array (B, T) or (T,), or a list of 1-D clips of any lengths;
+        ``sample_rate``: one rate (Hz) or one per clip; clips are resampled to the model's rate.
+        Long clips are cropped deterministically (``crop='center'`` unless the spec or the call
+        says otherwise; ``crop='random'`` with ``seed`` reproduces the references' random crop).
+        """
+        batch = self.prepare_audio(waveforms, sample_rate, crop, seed)
+        arrays = {k: v for k, v in vars(batch).items() if v is not None}
+        return self._out(self._audio_fn(self.state, arrays))
+
+    def embed_text(self, texts: list[str]) -> np.ndarray:
+        """Text embeddings (B, joint_dim). Texts longer than the context (``spec.tokenizer.max_length``
+        tokens, specials included) are truncated, as the references do."""
+        if self.tokenizer is None:
+            raise ValueError("this model has no tokenizer files; convert it with --tokenizer=DIR")
+        ids, mask = self.tokenizer(texts)
+        return self._out(self._text_fn(self.state, ids, mask))
+
+    def similarity(self, audio_emb: np.ndarray, text_emb: np.ndarray) -> np.ndarray:
+        """Logits (n_audio, n_text) = exp(logit_scale_a) * cos(audio, text)."""
+        scale_a, _ = nnx.merge(self.graphdef, self.state).logit_scales()
+        a, t = _normalize(jnp.asarray(audio_emb)), _normalize(jnp.asarray(text_emb))
+        return np.asarray(scale_a * a @ t.T)
+
+    def zero_shot(self, waveforms, sample_rate, prompts: list[str], **kw) -> np.ndarray:
+        """Class probabilities (B, n_prompts): softmax over prompts of :meth:`similarity`."""
+        logits = self.similarity(self.embed_audio(waveforms, sample_rate, **kw), self.embed_text(prompts))
+        return np.asarray(jax.nn.softmax(logits, axis=-1))
+
+
+def from_model(spec: ClapSpec, model: ClapModel, tokenizer_dir: str | None = None) -> Clap:
+    tok = Tokenizer.load(tokenizer_dir, spec.tokenizer.max_length) if tokenizer_dir else None
+    return Clap(spec, model, tok)
+
+
+def load(name_or_dir: str, dtype=jnp.float32) -> Clap:
+    """Loads a converted directory (or the name of a bundled model) without torch."""
+    directory = name_or_dir
+    if not os.path.isdir(directory) and os.path.isdir(os.path.join(BUNDLED_DIR, name_or_dir)):
+        directory = os.path.join(BUNDLED_DIR, name_or_dir)
+    spec = checkpoint.read_spec(directory)
+    model = checkpoint.restore_params(os.path.join(directory, checkpoint.PARAMS_DIR),
+                                      checkpoint.abstract_model(spec, dtype))
+    tok_dir = os.path.join(directory, checkpoint.TOKENIZER_DIR)
+    return from_model(spec, model, tok_dir if os.path.isdir(tok_dir) else None)

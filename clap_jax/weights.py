@@ -1,0 +1,141 @@
+"""PyTorch state dicts -> Flax NNX models, by name, with every mismatch reported.
+
+Each of our parameters has one PyTorch name: its module path, renamed by a source's rule table
+(regex substitutions, applied in order), plus the PyTorch leaf name of its layer type. Layouts
+are converted on the way (Linear (out, in) -> kernel (in, out); Conv2d OIHW -> HWIO). A state
+dict that does not fit is refused with the missing and unexpected keys listed.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import re
+from typing import Callable, Iterable, Mapping
+
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+UNSAFE_FLAG = "--allow_unsafe_pickle"
+
+
+class CheckpointMismatch(ValueError):
+    """The checkpoint does not fit the architecture."""
+
+    def __init__(self, source: str, missing: list[str], unexpected: list[str], shapes: list[str] = ()):
+        self.missing, self.unexpected, self.shapes = missing, unexpected, list(shapes)
+        parts = [f"{source}: checkpoint does not match the architecture."]
+        if missing:
+            parts.append(f"Missing keys ({len(missing)}): " + ", ".join(missing))
+        if unexpected:
+            parts.append(f"Unexpected keys ({len(unexpected)}): " + ", ".join(unexpected))
+        if shapes:
+            parts.append("Shape mismatches: " + "; ".join(shapes))
+        super().__init__("\n".join(parts))
+
+
+def read_state_dict(path: str, allow_unsafe_pickle: bool = False, entry: str | None = None) -> dict[str, np.ndarray]:
+    """Reads a PyTorch checkpoint (.pt/.pth/.bin/.ckpt) or safetensors file into numpy float arrays.
+
+    Pickles are read with ``torch.load(weights_only=True)``, which cannot run code. Files that
+    need full unpickling (the published LAION ``.pt`` files, for example) are refused unless
+    ``allow_unsafe_pickle``: full unpickling executes whatever code the file contains.
+    ``entry`` selects a sub-dict (``state_dict``, ``model``); by default ``state_dict`` is used if
+    present. A DDP ``module.`` prefix is stripped.
+    """
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: no such checkpoint")
+    if path.endswith(".safetensors"):
+        from safetensors.numpy import load_file
+        raw = load_file(path)
+    else:
+        try:
+            import torch
+        except ImportError as err:
+            raise ImportError(f"{path}: reading PyTorch pickles needs torch (pip install 'clap-jax[convert]')") from err
+        try:
+            raw = torch.load(path, map_location="cpu", weights_only=not allow_unsafe_pickle)
+        except pickle.UnpicklingError as err:
+            raise ValueError(
+                f"{path}: this checkpoint cannot be read safely (weights_only=True failed: {str(err).splitlines()[0]}). "
+                f"If you trust the file, rerun with {UNSAFE_FLAG}, which unpickles it fully and can execute "
+                f"code stored in it.") from err
+    if entry is not None:
+        if entry not in raw:
+            raise KeyError(f"{path}: no '{entry}' entry (top-level keys: {sorted(raw)[:10]})")
+        raw = raw[entry]
+    elif isinstance(raw, Mapping) and "state_dict" in raw:
+        raw = raw["state_dict"]
+    out = {}
+    for key, value in raw.items():
+        if key.startswith("module."):
+            key = key[len("module."):]
+        if hasattr(value, "detach"):
+            value = value.detach().float().numpy() if value.is_floating_point() else value.numpy()
+        out[key] = np.asarray(value)
+    return out
+
+
+def _leaves(module: nnx.Module) -> dict[str, tuple[str, Callable[[np.ndarray], np.ndarray]]]:
+    """Our variable name -> (PyTorch leaf name, torch-to-ours layout transform) for one layer type."""
+    same = lambda a: a
+    if isinstance(module, nnx.Linear):
+        return {"kernel": ("weight", lambda a: a.T), "bias": ("bias", same)}
+    if isinstance(module, nnx.Conv):
+        return {"kernel": ("weight", lambda a: a.transpose(2, 3, 1, 0)), "bias": ("bias", same)}
+    if isinstance(module, nnx.LayerNorm):
+        return {"scale": ("weight", same), "bias": ("bias", same)}
+    if isinstance(module, nnx.Embed):
+        return {"embedding": ("weight", same)}
+    if isinstance(module, nnx.BatchNorm):
+        return {"scale": ("weight", same), "bias": ("bias", same), "mean": ("running_mean", same),
+                "var": ("running_var", same)}
+    return {}
+
+
+def torch_names(model: nnx.Module, rules: Iterable[tuple[str, str]]) -> dict[str, tuple[nnx.Variable, Callable]]:
+    """PyTorch key -> (our variable, layout transform) for every parameter and statistic of ``model``."""
+    rules = [(re.compile(p), r) for p, r in rules]
+
+    def rename(path: str) -> str:
+        for pattern, repl in rules:
+            path = pattern.sub(repl, path)
+        return path
+
+    table = {}
+    for path, node in nnx.iter_graph(model):
+        if not isinstance(node, nnx.Module):
+            continue
+        prefix = ".".join(map(str, path))
+        leaves = _leaves(node)
+        for name, value in vars(node).items():
+            if not isinstance(value, nnx.Variable):
+                continue
+            torch_leaf, fn = leaves.get(name, (name, lambda a: a))
+            table[rename(f"{prefix}.{torch_leaf}" if prefix else torch_leaf)] = (value, fn)
+    return table
+
+
+def load_state(model: nnx.Module, state: Mapping[str, np.ndarray], rules: Iterable[tuple[str, str]],
+               ignore: Iterable[str] = (), source: str = "checkpoint") -> None:
+    """Copies ``state`` into ``model`` in place, or raises :class:`CheckpointMismatch`.
+
+    ``ignore`` are regexes for keys the architecture does not use (frozen front-end tensors,
+    training-only heads, buffers we recompute).
+    """
+    table = torch_names(model, rules)
+    ignore = [re.compile(p) for p in ignore]
+    missing = sorted(k for k in table if k not in state)
+    unexpected = sorted(k for k in state if k not in table and not any(p.search(k) for p in ignore))
+    shapes = []
+    converted = {}
+    for key, (var, fn) in table.items():
+        if key in state:
+            value = fn(np.asarray(state[key]))
+            if tuple(value.shape) != tuple(var.shape):
+                shapes.append(f"{key}: checkpoint {tuple(value.shape)} vs model {tuple(var.shape)}")
+            converted[key] = value
+    if missing or unexpected or shapes:
+        raise CheckpointMismatch(source, missing, unexpected, shapes)
+    for key, (var, _) in table.items():
+        var.set_value(jnp.asarray(converted[key], dtype=var.dtype))
