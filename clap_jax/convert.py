@@ -93,16 +93,21 @@ def hf_to_laion(state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return out
 
 
-def _count(state, pattern: str) -> int:
-    return len({m.group(1) for k in state if (m := re.match(pattern, k))})
+def _count(state, key_format: str) -> int:
+    """How many of ``key_format.format(0)``, ``.format(1)``, ... exist, counting from 0 without gaps
+    (stray keys further on are reported as unexpected instead of growing the architecture)."""
+    n = 0
+    while key_format.format(n) in state:
+        n += 1
+    return n
 
 
 def laion_config(state: dict[str, np.ndarray]) -> ClapConfig:
     """Reads the architecture from the shapes of a LAION (LAION-named) state dict."""
     try:
         embed_dim = state["audio_branch.patch_embed.proj.weight"].shape[0]
-        n_stages = _count(state, r"^audio_branch\.layers\.(\d+)\.")
-        depths = tuple(_count(state, rf"^audio_branch\.layers\.{i}\.blocks\.(\d+)\.") for i in range(n_stages))
+        n_stages = _count(state, "audio_branch.layers.{}.blocks.0.norm1.weight")
+        depths = tuple(_count(state, f"audio_branch.layers.{i}.blocks.{{}}.norm1.weight") for i in range(n_stages))
         tables = [state[f"audio_branch.layers.{i}.blocks.0.attn.relative_position_bias_table"] for i in range(n_stages)]
         window = (int(round(np.sqrt(tables[0].shape[0]))) + 1) // 2
         words = state["text_branch.embeddings.word_embeddings.weight"]
@@ -113,7 +118,7 @@ def laion_config(state: dict[str, np.ndarray]) -> ClapConfig:
             fusion="audio_branch.patch_embed.mel_conv2d.weight" in state)
         text = TextConfig(
             vocab_size=words.shape[0], hidden_size=hidden,
-            num_layers=_count(state, r"^text_branch\.encoder\.layer\.(\d+)\."), num_heads=hidden // 64,
+            num_layers=_count(state, "text_branch.encoder.layer.{}.attention.self.query.weight"), num_heads=hidden // 64,
             intermediate_size=state["text_branch.encoder.layer.0.intermediate.dense.weight"].shape[0],
             max_positions=state["text_branch.embeddings.position_embeddings.weight"].shape[0],
             type_vocab_size=state["text_branch.embeddings.token_type_embeddings.weight"].shape[0],

@@ -28,15 +28,17 @@ def _cubic_weights(t: np.ndarray, a: float = -0.75) -> np.ndarray:
 
 @functools.lru_cache(maxsize=16)
 def bicubic_align_corners(n_in: int, n_out: int) -> np.ndarray:
-    """(n_out, n_in) matrix of ``F.interpolate(mode="bicubic", align_corners=True)``."""
-    scale = (n_in - 1) / (n_out - 1) if n_out > 1 else 0.0
-    real = scale * np.arange(n_out, dtype=np.float64)
+    """(n_out, n_in) matrix of ``F.interpolate(mode="bicubic", align_corners=True)`` on float32
+    input; positions and weights in float32 arithmetic, as PyTorch computes them."""
+    f32 = np.float32
+    scale = f32(n_in - 1) / f32(n_out - 1) if n_out > 1 else f32(0)
+    real = scale * np.arange(n_out, dtype=f32)
     base = np.floor(real).astype(np.int64)
-    weights = _cubic_weights(real - base)
+    weights = _cubic_weights(real - base.astype(f32), f32(-0.75))
     taps = np.clip(base[:, None] + np.arange(-1, 3)[None, :], 0, n_in - 1)
-    out = np.zeros((n_out, n_in), np.float64)
+    out = np.zeros((n_out, n_in), f32)
     np.add.at(out, (np.repeat(np.arange(n_out), 4), taps.reshape(-1)), weights.reshape(-1))
-    return out.astype(np.float32)
+    return out
 
 
 @functools.lru_cache(maxsize=16)

@@ -1,0 +1,124 @@
+"""The model object and its error messages, on a small model of the same code (no torch needed)."""
+from __future__ import annotations
+
+import dataclasses
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import soundfile as sf
+from flax import nnx
+
+import clap_jax
+from clap_jax import api, audio, checkpoint
+from clap_jax.models.clap import ClapConfig, ClapModel
+from clap_jax.models.htsat import HTSATConfig
+from clap_jax.models.text import TextConfig
+from clap_jax.spec import AudioConfig, ClapSpec, TokenizerConfig
+
+SMALL = ClapSpec(
+    model=ClapConfig(audio=HTSATConfig(embed_dim=16, depths=(1, 1, 1, 1), num_heads=(1, 1, 2, 2)),
+                     text=TextConfig(vocab_size=400, hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64,
+                                     max_positions=40),
+                     joint_dim=24),
+    audio=AudioConfig(clip_samples=96000), tokenizer=TokenizerConfig(max_length=16))
+
+
+@pytest.fixture(scope="module")
+def small(roberta_tokenizer_dir):
+    return api.from_model(SMALL, ClapModel(SMALL.model, rngs=nnx.Rngs(0)), roberta_tokenizer_dir)
+
+
+def test_embeddings_shapes_norms_and_batching(small):
+    rng = np.random.default_rng(0)
+    a = (0.1 * rng.standard_normal(40000)).astype(np.float32)
+    b = (0.1 * rng.standard_normal(30000)).astype(np.float32)
+    emb = small.embed_audio([a, b], [48000, 16000])
+    assert emb.shape == (2, 24)
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-5)
+    # A list of clips embeds like the clips one by one: batching does not mix examples.
+    np.testing.assert_allclose(emb[1], small.embed_audio([b], 16000)[0], atol=1e-6)
+    t = small.embed_text(["a beep", "rain falling on a roof"])
+    assert t.shape == (2, 24)
+    probs = small.zero_shot([a], 48000, ["a beep", "rain"])
+    np.testing.assert_allclose(probs.sum(), 1, atol=1e-5)
+
+
+def test_bfloat16_path_runs_and_stays_close(small):
+    model16 = ClapModel(SMALL.model, dtype=jnp.bfloat16, rngs=nnx.Rngs(0))
+    small16 = api.Clap(SMALL, model16, small.tokenizer)
+    x = (0.1 * np.random.default_rng(1).standard_normal((2, 96000))).astype(np.float32)
+    e32, e16 = small.embed_audio(x, 48000), small16.embed_audio(x, 48000)
+    assert e16.dtype == np.float32
+    assert np.abs(e32 - e16).max() < 0.1 and np.abs(e32 - e16).max() > 0
+
+
+def test_long_text_is_truncated_to_the_context(small):
+    ids, mask = small.tokenizer(["rain " * 100, "a beep"])
+    assert ids.shape == (2, 16) and mask[0].sum() == 16 and ids[0, -1] == 2      # ends with </s>
+    assert mask[1].sum() < 16
+
+
+@pytest.mark.parametrize("bad,match", [
+    ([np.zeros(0, np.float32)], "waveform 0: zero-length"),
+    ([np.ones(100, np.float32), np.array([0.1, np.nan, 0.2], np.float32)], "waveform 1: 1 NaN/inf"),
+    (np.zeros((2, 3, 100), np.float32), r"expected \(batch, samples\)"),
+    ([], "empty batch"),
+])
+def test_bad_audio_is_named(small, bad, match):
+    with pytest.raises(audio.AudioError, match=match):
+        small.embed_audio(bad, 48000)
+
+
+def test_bad_text(small):
+    with pytest.raises(ValueError, match="empty"):
+        small.embed_text([])
+    with pytest.raises(ValueError, match=r"texts\[1\]"):
+        small.embed_text(["ok", 3])
+
+
+def test_read_audio_formats_and_errors(tmp_path):
+    rng = np.random.default_rng(2)
+    stereo = (0.1 * rng.standard_normal((22050, 2))).astype(np.float32)
+    sf.write(tmp_path / "a.flac", stereo, 22050)
+    x, rate = audio.read_audio(tmp_path / "a.flac", sample_rate=48000)
+    assert rate == 48000 and x.ndim == 1 and abs(len(x) - 48000) <= 1
+    with pytest.raises(FileNotFoundError, match="missing.wav"):
+        audio.read_audio(tmp_path / "missing.wav")
+    (tmp_path / "corrupt.wav").write_bytes(b"RIFF\x00\x01garbage" * 10)
+    with pytest.raises(audio.AudioError, match="corrupt.wav: cannot decode"):
+        audio.read_audio(tmp_path / "corrupt.wav")
+    sf.write(tmp_path / "empty.wav", np.zeros((0, 1), np.float32), 16000)
+    with pytest.raises(audio.AudioError, match="empty.wav: zero-length"):
+        audio.read_audio(tmp_path / "empty.wav")
+
+
+def test_converted_directory_round_trip_without_torch(small, tmp_path, roberta_tokenizer_dir):
+    model = nnx.merge(small.graphdef, small.state)
+    checkpoint.save_converted(str(tmp_path / "conv"), SMALL, model, roberta_tokenizer_dir)
+    loaded = clap_jax.load(str(tmp_path / "conv"))
+    assert loaded.spec == SMALL
+    x = (0.1 * np.random.default_rng(3).standard_normal((1, 50000))).astype(np.float32)
+    np.testing.assert_array_equal(loaded.embed_audio(x, 48000), small.embed_audio(x, 48000))
+    np.testing.assert_array_equal(loaded.embed_text(["a beep"]), small.embed_text(["a beep"]))
+
+
+def test_spec_json_round_trip_and_refusals():
+    assert ClapSpec.from_json(SMALL.to_json()) == SMALL
+    with pytest.raises(ValueError, match="format"):
+        ClapSpec.from_json('{"format": "other"}')
+    with pytest.raises(ValueError, match="unknown fields"):
+        ClapSpec.from_json(SMALL.to_json().replace('"joint_dim"', '"joint_size"'))
+    with pytest.raises(FileNotFoundError, match="spec.json"):
+        clap_jax.load("/nonexistent/model/dir")
+
+
+def test_fusion_crop_modes_are_deterministic():
+    from clap_jax import pipeline
+    cfg = dataclasses.replace(AudioConfig(clip_samples=48000, fusion=True))
+    x = (0.1 * np.random.default_rng(4).standard_normal(150000)).astype(np.float32)
+    a = pipeline.prepare([(x, 48000)], cfg)
+    assert a.longer.tolist() == [True]
+    np.testing.assert_array_equal(a.starts, pipeline.prepare([(x, 48000)], cfg).starts)
+    r1 = pipeline.prepare([(x, 48000)], cfg, crop="random", seed=1).starts
+    np.testing.assert_array_equal(r1, pipeline.prepare([(x, 48000)], cfg, crop="random", seed=1).starts)

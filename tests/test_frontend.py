@@ -1,0 +1,147 @@
+"""Front-end functions and the reference quirks they reproduce (clap_models.md §7.5)."""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from clap_jax import audio, frontend, resize
+from clap_jax.frontend import SpectrogramConfig
+from clap_jax.models import htsat
+
+CFG = SpectrogramConfig()
+
+
+def _noise(n, seed=0):
+    return (0.1 * np.random.default_rng(seed).standard_normal(n)).astype(np.float32)
+
+
+def test_frame_count_and_shapes():
+    x = jnp.asarray(_noise(480000))[None]
+    assert frontend.stft(x, CFG).shape == (1, 1001, 513)
+    assert frontend.log_mel(x, CFG).shape == (1, 1001, 64)
+    assert CFG.num_frames(480000) == 1001
+
+
+def test_istft_inverts_stft_and_keeps_phase():
+    x = jnp.asarray(np.stack([_noise(48000, 1), _noise(48000, 2)]))
+    spec = frontend.stft(x, CFG)
+    np.testing.assert_allclose(frontend.istft(spec, CFG, 48000), x, atol=1e-5)
+    mag, ph = frontend.magnitude(spec), frontend.phase(spec)
+    np.testing.assert_allclose(frontend.istft(mag * ph, CFG, 48000), x, atol=1e-5)
+    # A mask on the magnitude with the original phase: zeroing everything gives silence.
+    assert np.abs(frontend.istft(0 * mag * ph, CFG, 48000)).max() == 0
+
+
+def test_gradient_flows_from_masked_magnitude_through_mel_and_log():
+    mag = frontend.magnitude(frontend.stft(jnp.asarray(_noise(48000))[None], CFG))
+    grad = jax.grad(lambda m: frontend.log_mel_from_magnitude(mag * m, CFG).sum())(jnp.ones_like(mag))
+    assert grad.shape == mag.shape and bool(jnp.all(jnp.isfinite(grad)))
+    assert float(jnp.abs(grad[:, :, 2:298]).min()) > 0      # every bin inside 50 Hz-14 kHz gets gradient
+    assert float(jnp.abs(grad[:, :, 300:]).max()) == 0      # above fmax the mel bank has no weight
+
+
+def test_power_to_db_floor_and_top_db():
+    p = jnp.asarray([[[0.0, 1e-12, 1.0, 100.0]]])
+    np.testing.assert_allclose(frontend.power_to_db(p, CFG), [[[-100, -100, 0, 20]]], atol=1e-5)
+    capped = SpectrogramConfig(top_db=50.0)
+    np.testing.assert_allclose(frontend.power_to_db(p, capped), [[[-30, -30, 0, 20]]], atol=1e-5)
+
+
+def test_mel_bank_scales_differ_and_32k_bank():
+    slaney, htk = frontend.mel_filterbank(CFG), frontend.mel_filterbank(
+        SpectrogramConfig(mel_scale="htk", mel_norm=None))
+    assert slaney.shape == htk.shape == (513, 64)
+    assert np.abs(slaney - htk).max() > 1e-2                     # HTK/unnormalised is not Slaney
+    ms2023 = SpectrogramConfig(sample_rate=44100, hop_length=320, mel_sample_rate=32000)
+    import librosa
+    np.testing.assert_allclose(frontend.mel_filterbank(ms2023),
+                               librosa.filters.mel(sr=32000, n_fft=1024, n_mels=64, fmin=50, fmax=14000).T,
+                               atol=1e-7)
+
+
+def test_int16_round_trip_truncates_toward_zero():
+    x = np.array([0.99999, -0.99999, 1.5, -2.0, 0.5 / 32767 * 1.9, -0.5 / 32767 * 1.9], np.float32)
+    q = audio.quantize_int16(x)
+    np.testing.assert_array_equal(q * 32767, [32766, -32766, 32767, -32767, 0, 0])
+
+
+def test_pad_and_crop_policies():
+    x = np.arange(1, 4, dtype=np.float32)
+    np.testing.assert_array_equal(audio.pad(x, 8, "repeatpad"), [1, 2, 3, 1, 2, 3, 0, 0])
+    np.testing.assert_array_equal(audio.pad(x, 8, "repeat"), [1, 2, 3, 1, 2, 3, 1, 2])
+    np.testing.assert_array_equal(audio.pad(x, 5, "zeros"), [1, 2, 3, 0, 0])
+    y = np.arange(10, dtype=np.float32)
+    np.testing.assert_array_equal(audio.fit_length(y, 4, crop="center"), [3, 4, 5, 6])
+    np.testing.assert_array_equal(audio.fit_length(y, 4, crop="start"), [0, 1, 2, 3])
+    a = audio.fit_length(y, 4, crop="random", rng=np.random.default_rng(5))
+    b = audio.fit_length(y, 4, crop="random", rng=np.random.default_rng(5))
+    np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="seeded"):
+        audio.fit_length(y, 4, crop="random")
+
+
+def test_bicubic_is_not_jax_image_resize():
+    """HTSAT's 1001 -> 1024 stretch is PyTorch's bicubic (A=-0.75, corners aligned); jax.image.resize
+    (Keys A=-0.5, half-pixel centres) gives a different image."""
+    x = np.random.default_rng(0).standard_normal((1001, 4)).astype(np.float32)
+    ours = resize.bicubic_align_corners(1001, 1024) @ x
+    theirs = np.asarray(jax.image.resize(jnp.asarray(x), (1024, 4), "bicubic"))
+    assert np.abs(ours - theirs).max() > 1e-2
+    np.testing.assert_allclose(ours[0], x[0], atol=1e-6)           # corners aligned
+    np.testing.assert_allclose(ours[-1], x[-1], atol=1e-6)
+
+
+def test_shift_mask_uses_minus_100():
+    mask = htsat._shift_mask(64, 8, 4)
+    assert mask.shape == (64, 64, 64)
+    assert set(np.unique(mask)) == {-100.0, 0.0}
+
+
+@pytest.mark.parity
+class TestAgainstPyTorch:
+    torch = pytest.importorskip("torch", reason="needs the pinned torch==2.13.0")
+
+    @pytest.mark.parametrize("n_in,n_out", [(1001, 1024), (965, 1024)])
+    def test_bicubic_matches_torch(self, n_in, n_out):
+        torch = self.torch
+        x = np.random.default_rng(0).standard_normal((2, 3, n_in, 64)).astype(np.float32)
+        ref = torch.nn.functional.interpolate(torch.from_numpy(x), (n_out, 64), mode="bicubic",
+                                              align_corners=True).numpy()
+        got = resize.resize_axis(jnp.asarray(x), resize.bicubic_align_corners(n_in, n_out), axis=2)
+        np.testing.assert_allclose(got, ref, atol=1e-5)
+
+    @pytest.mark.parametrize("n_in", [1002, 1459, 3000])
+    @pytest.mark.parametrize("antialias", [False, True])
+    def test_bilinear_shrinks_match_torch(self, n_in, antialias):
+        torch = self.torch
+        x = (10 * np.random.default_rng(1).standard_normal((n_in, 64))).astype(np.float32)
+        ref = torch.nn.functional.interpolate(torch.from_numpy(x)[None, None], size=[1001, 64], mode="bilinear",
+                                              align_corners=False, antialias=antialias)[0, 0].numpy()
+        matrix = (resize.bilinear_antialias if antialias else resize.bilinear)(n_in, 1001)
+        np.testing.assert_allclose(matrix @ x, ref, atol=1e-5)
+
+    def test_int16_and_repeatpad_match_laion(self):
+        torch = self.torch
+        import reference_models  # noqa: F401  (offline import of laion_clap)
+        from laion_clap.training import data
+        x = _noise(100000, 3) * 12
+        np.testing.assert_array_equal(audio.quantize_int16(x), data.int16_to_float32(data.float32_to_int16(x)))
+        sample = data.get_audio_features({}, torch.from_numpy(x[:70000]), 480000, "rand_trunc", "repeatpad",
+                                         {"sample_rate": 48000})
+        np.testing.assert_array_equal(audio.pad(x[:70000], 480000, "repeatpad"), sample["waveform"].numpy())
+
+    def test_laion_buffers(self):
+        import reference_models  # noqa: F401
+        from laion_clap.clap_module.htsat import SwinTransformerBlock
+        blk = SwinTransformerBlock(96, (64, 64), 4, window_size=8, shift_size=4)
+        np.testing.assert_array_equal(htsat._shift_mask(64, 8, 4), blk.attn_mask.numpy())
+        np.testing.assert_array_equal(htsat._relative_position_index(8), blk.attn.relative_position_index.numpy())
+
+    def test_htk_bank_matches_transformers(self):
+        from transformers.audio_utils import mel_filter_bank
+        ref = mel_filter_bank(num_frequency_bins=513, num_mel_filters=64, min_frequency=50, max_frequency=14000,
+                              sampling_rate=48000, norm=None, mel_scale="htk")
+        ours = frontend.mel_filterbank(SpectrogramConfig(mel_scale="htk", mel_norm=None))
+        np.testing.assert_allclose(ours, ref, atol=1e-6)
