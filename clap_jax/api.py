@@ -25,8 +25,9 @@ class Clap:
     """A CLAP model with its source's audio pipeline and tokenizer.
 
     Embeddings are float32 numpy arrays (B, joint_dim), L2-normalised when the source's
-    embedding API normalises (LAION, Hugging Face). ``dtype=jnp.bfloat16`` computes the
-    encoders in bfloat16 (parameters, front end and outputs stay float32).
+    embedding API normalises (LAION, Hugging Face) and unnormalised where it does not (Microsoft
+    CLAP). ``dtype=jnp.bfloat16`` computes the encoders in bfloat16 (parameters, front end and
+    outputs stay float32).
     """
 
     def __init__(self, spec: ClapSpec, model: ClapModel, tokenizer: Tokenizer | None):
@@ -83,7 +84,8 @@ class Clap:
         return self._out(self._text_fn(self.state, ids, mask))
 
     def similarity(self, audio_emb: np.ndarray, text_emb: np.ndarray) -> np.ndarray:
-        """Logits (n_audio, n_text) = exp(logit_scale_a) * cos(audio, text)."""
+        """Logits (n_audio, n_text) = exp(logit_scale_a) * cos(audio, text). Microsoft CLAP's
+        ``compute_similarity`` is the same: (exp(logit_scale) t̂ âᵀ)ᵀ with its single scale."""
         scale_a, _ = nnx.merge(self.graphdef, self.state).logit_scales()
         a, t = _normalize(jnp.asarray(audio_emb)), _normalize(jnp.asarray(text_emb))
         return np.asarray(scale_a * a @ t.T)
@@ -95,7 +97,8 @@ class Clap:
 
 
 def from_model(spec: ClapSpec, model: ClapModel, tokenizer_dir: str | None = None) -> Clap:
-    tok = Tokenizer.load(tokenizer_dir, spec.tokenizer.max_length) if tokenizer_dir else None
+    t = spec.tokenizer
+    tok = Tokenizer.load(tokenizer_dir, t.max_length, t.family, t.suffix, t.pad_token) if tokenizer_dir else None
     return Clap(spec, model, tok)
 
 

@@ -70,6 +70,18 @@ def quantize_int16(x: np.ndarray) -> np.ndarray:
     return (np.clip(x, -1.0, 1.0) * 32767.0).astype(np.int16).astype(np.float32) / 32767.0
 
 
+def normalize(x: np.ndarray, mode: str | None) -> np.ndarray:
+    """``max``: divides by the largest sample, as SpeechBrain's ESC-50 recipes do
+    (``sig / sig.max()``: the maximum, not the maximum magnitude; a clip whose largest sample is
+    not positive is left unchanged instead of being flipped or divided by zero). None: as is."""
+    if mode is None:
+        return x
+    if mode != "max":
+        raise ValueError(f"unknown normalize mode {mode!r} (max or None)")
+    peak = float(x.max())
+    return (x / np.float32(peak)).astype(np.float32) if peak > 0 else x
+
+
 def pad(x: np.ndarray, length: int, mode: str) -> np.ndarray:
     """Fills a clip shorter than ``length`` samples.
 

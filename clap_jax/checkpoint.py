@@ -17,7 +17,8 @@ import orbax.checkpoint as ocp
 from flax import nnx
 
 from clap_jax.models.clap import ClapModel
-from clap_jax.spec import ClapSpec
+from clap_jax.models.cnn14 import Cnn14
+from clap_jax.spec import ClapSpec, ClassifierSpec
 
 SPEC_FILE, PARAMS_DIR, TOKENIZER_DIR = "spec.json", "params", "tokenizer"
 
@@ -25,6 +26,11 @@ SPEC_FILE, PARAMS_DIR, TOKENIZER_DIR = "spec.json", "params", "tokenizer"
 def abstract_model(spec: ClapSpec, dtype=jnp.float32) -> ClapModel:
     """The model with shapes only (no memory, no random init), ready to receive weights."""
     return nnx.eval_shape(lambda: ClapModel(spec.model, dtype=dtype, rngs=nnx.Rngs(0)))
+
+
+def abstract_classifier(spec: ClassifierSpec, dtype=jnp.float32) -> Cnn14:
+    """The classifier with shapes only, ready to receive weights."""
+    return nnx.eval_shape(lambda: Cnn14(spec.model, dtype=dtype, rngs=nnx.Rngs(0)))
 
 
 @contextlib.contextmanager
@@ -64,7 +70,7 @@ def restore_params(path: str, model: nnx.Module) -> nnx.Module:
     return nnx.merge(graphdef, state)
 
 
-def save_converted(out: str, spec: ClapSpec, model: nnx.Module, tokenizer_src: str | None,
+def save_converted(out: str, spec: ClapSpec | ClassifierSpec, model: nnx.Module, tokenizer_src: str | None,
                    overwrite: bool = False) -> None:
     """Writes a converted directory atomically."""
     from clap_jax.tokenizer import copy_tokenizer_files
@@ -76,9 +82,14 @@ def save_converted(out: str, spec: ClapSpec, model: nnx.Module, tokenizer_src: s
         save_params(os.path.join(tmp, PARAMS_DIR), model)
 
 
-def read_spec(directory: str) -> ClapSpec:
+def read_spec(directory: str, kind: type = ClapSpec) -> ClapSpec | ClassifierSpec:
+    """The spec of a converted directory; ``kind`` is ClapSpec or ClassifierSpec (a directory of
+    the other kind is refused with a message naming the right loader)."""
     path = os.path.join(directory, SPEC_FILE)
     if not os.path.exists(path):
         raise FileNotFoundError(f"{directory}: not a converted model directory (no {SPEC_FILE})")
     with open(path) as f:
-        return ClapSpec.from_json(f.read())
+        try:
+            return kind.from_json(f.read())
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from err

@@ -1,4 +1,4 @@
-"""Audio front end as composable pure functions: waveform -> STFT -> |.| -> mel -> dB.
+"""Audio front end as composable pure functions: waveform -> STFT -> |.| -> mel -> log.
 
 The chain is split at the linear magnitude so that explanation methods can insert a
 mask there and differentiate through the mel bank and the log into an encoder::
@@ -9,9 +9,17 @@ mask there and differentiate through the mel bank and the log into an encoder::
         audio = istft(mask * mag * phase(spec), cfg, length)   # listenable, original phase
 
 Frame convention (all references here): centred frames, frame k covers samples
-[k*hop - n_fft/2, k*hop + n_fft/2), reflect padding at both ends, so a clip of T samples has
-1 + T // hop frames. The analysis window is a periodic Hann of ``win_length`` samples,
-zero-padded to ``n_fft`` at the centre (librosa ``pad_center``), as torchlibrosa does.
+[k*hop - n_fft/2, k*hop + n_fft/2), padding at both ends (reflect; SpeechBrain: zeros), so a
+clip of T samples has 1 + T // hop frames. The analysis window is a periodic Hann (SpeechBrain:
+Hamming) of ``win_length`` samples, zero-padded to ``n_fft`` at the centre (librosa
+``pad_center``, which is also where ``torch.stft`` puts a shorter window).
+
+Two families of features come out of the same chain:
+
+* dB log-mel (LAION, Hugging Face, PANNs, Microsoft CLAP): ``10 log10(|X|^2 @ bank)``;
+* SpeechBrain's ``Fbank(log_mel=False)`` + ``log1p`` of the L-MAC recipe: ``log1p(|X| @ bank)``
+  with SpeechBrain's own triangular bank (``mel_scale="speechbrain"``), applied to the
+  magnitude, not the power.
 """
 from __future__ import annotations
 
@@ -30,7 +38,14 @@ class SpectrogramConfig:
     ``mel_sample_rate`` builds the mel bank for a rate other than the audio's: Microsoft CLAP
     2023 applies a bank designed for 32 kHz to 44.1 kHz audio (a quirk we reproduce).
     ``mel_scale``/``mel_norm``: ("slaney", "slaney") is librosa/torchlibrosa (LAION non-fusion,
-    HF ``rand_trunc``); ("htk", None) is torchaudio's default (LAION and HF fusion).
+    HF ``rand_trunc``, PANNs, Microsoft CLAP); ("htk", None) is torchaudio's default (LAION and HF
+    fusion); ("speechbrain", None) is SpeechBrain's ``Filterbank`` (triangles on the
+    2595 log10(1 + f/700) scale, peak 1, built in float32 as torch builds it).
+    ``mel_exponent``: the bank is applied to ``|X| ** mel_exponent`` (2: power; SpeechBrain's
+    recipe: 1, the magnitude). ``compression``: ``db`` (10 log10 with ``amin``/``ref``/``top_db``)
+    or ``log1p``. ``magnitude_eps`` is added to |X|^2 before the square root, as SpeechBrain's
+    ``spectral_magnitude(power=0.5)`` does (1e-14). ``window``: ``hann`` or ``hamming``
+    (periodic; SpeechBrain's ``STFT`` default is ``torch.hamming_window``).
     """
     sample_rate: int = 48000
     n_fft: int = 1024
@@ -46,6 +61,10 @@ class SpectrogramConfig:
     ref: float = 1.0
     top_db: float | None = None
     pad_mode: str = "reflect"
+    window: str = "hann"
+    mel_exponent: float = 2.0
+    compression: str = "db"
+    magnitude_eps: float = 0.0
 
     @property
     def n_freq(self) -> int:
@@ -57,18 +76,54 @@ class SpectrogramConfig:
 
 
 @functools.lru_cache(maxsize=32)
-def window(n_fft: int, win_length: int) -> np.ndarray:
-    """Periodic Hann of ``win_length`` centred in ``n_fft`` samples, float32 (n_fft,)."""
-    win = librosa.filters.get_window("hann", win_length, fftbins=True)
+def window(n_fft: int, win_length: int, kind: str = "hann") -> np.ndarray:
+    """Periodic Hann (or Hamming) of ``win_length`` centred in ``n_fft`` samples, float32 (n_fft,)."""
+    if kind not in ("hann", "hamming"):
+        raise ValueError(f"window must be 'hann' or 'hamming', got {kind!r}")
+    win = librosa.filters.get_window(kind, win_length, fftbins=True)
     return librosa.util.pad_center(win, size=n_fft).astype(np.float32)
+
+
+def _torch_linspace_f32(start: float, end: float, steps: int) -> np.ndarray:
+    """``torch.linspace(start, end, steps)`` in float32: the first half counts up from ``start``,
+    the second half down from ``end``, as PyTorch's CPU kernel does."""
+    f32 = np.float32
+    step = (f32(end) - f32(start)) / f32(steps - 1)
+    i = np.arange(steps)
+    up = f32(start) + step * i.astype(f32)
+    down = f32(end) - step * (steps - 1 - i).astype(f32)
+    return np.where(i < steps // 2, up, down).astype(f32)
+
+
+def speechbrain_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
+    """SpeechBrain ``Filterbank(filter_shape="triangular", freeze=True)`` matrix (n_freq, n_mels).
+
+    Filter centres are equally spaced on mel = 2595 log10(1 + f/700) between ``fmin`` and
+    ``fmax``; each triangle reaches 1 at its centre and 0 at the neighbouring centres
+    (``band`` = distance to the next one, used on both sides); bins sit at
+    ``linspace(0, sample_rate // 2, n_freq)``. Float32 arithmetic, as in the reference (equal to
+    it within 3.3e-6 per weight).
+    """
+    f32 = np.float32
+    to_mel = lambda hz: 2595 * np.log10(1 + hz / 700)
+    mel = _torch_linspace_f32(to_mel(fmin), to_mel(fmax), n_mels + 2)
+    # 10**x correctly rounded to float32; torch's vectorised pow is within an ulp of it, which moves
+    # a few filter weights by up to ~3e-6.
+    hz = f32(700) * (np.power(10.0, (mel / f32(2595)).astype(np.float64)).astype(f32) - f32(1))
+    band, centre = (hz[1:] - hz[:-1])[:-1], hz[1:-1]
+    freqs = _torch_linspace_f32(0, sample_rate // 2, n_fft // 2 + 1)
+    slope = (freqs[None, :] - centre[:, None]) / band[:, None]
+    return np.maximum(f32(0), np.minimum(slope + f32(1), f32(1) - slope)).T.astype(f32)
 
 
 @functools.lru_cache(maxsize=32)
 def mel_filterbank(cfg: SpectrogramConfig) -> np.ndarray:
-    """Mel bank (n_freq, n_mels), float32, applied as ``power @ bank``."""
-    if cfg.mel_scale not in ("slaney", "htk"):
-        raise ValueError(f"mel_scale must be 'slaney' or 'htk', got {cfg.mel_scale!r}")
+    """Mel bank (n_freq, n_mels), float32, applied as ``|X|**mel_exponent @ bank``."""
+    if cfg.mel_scale not in ("slaney", "htk", "speechbrain"):
+        raise ValueError(f"mel_scale must be 'slaney', 'htk' or 'speechbrain', got {cfg.mel_scale!r}")
     sr = cfg.mel_sample_rate or cfg.sample_rate
+    if cfg.mel_scale == "speechbrain":
+        return speechbrain_filterbank(sr, cfg.n_fft, cfg.n_mels, cfg.fmin, cfg.fmax)
     bank = librosa.filters.mel(
         sr=sr, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=cfg.fmin, fmax=cfg.fmax,
         htk=cfg.mel_scale == "htk", norm=cfg.mel_norm, dtype=np.float64)
@@ -93,12 +148,15 @@ def stft(x: jnp.ndarray, cfg: SpectrogramConfig, center: bool = True) -> jnp.nda
     samples).
     """
     frames = frame(x, cfg.n_fft, cfg.hop_length, center, cfg.pad_mode)
-    return jnp.fft.rfft(frames * window(cfg.n_fft, cfg.win_length), axis=-1)
+    return jnp.fft.rfft(frames * window(cfg.n_fft, cfg.win_length, cfg.window), axis=-1)
 
 
-def magnitude(spec: jnp.ndarray) -> jnp.ndarray:
-    """Linear magnitude |X| (the stage where L-MAC masks are applied)."""
-    return jnp.abs(spec)
+def magnitude(spec: jnp.ndarray, eps: float = 0.0) -> jnp.ndarray:
+    """Linear magnitude |X| (the stage where L-MAC masks are applied); with ``eps``,
+    sqrt(|X|^2 + eps) as SpeechBrain's ``spectral_magnitude(power=0.5)`` (eps 1e-14)."""
+    if not eps:
+        return jnp.abs(spec)
+    return jnp.sqrt(jnp.real(spec) ** 2 + jnp.imag(spec) ** 2 + eps)
 
 
 def phase(spec: jnp.ndarray) -> jnp.ndarray:
@@ -117,18 +175,26 @@ def power_to_db(power: jnp.ndarray, cfg: SpectrogramConfig) -> jnp.ndarray:
 
 
 def mel_power(mag: jnp.ndarray, cfg: SpectrogramConfig) -> jnp.ndarray:
-    """Mel power (..., frames, n_mels) from a linear magnitude (..., frames, n_freq)."""
-    return jnp.matmul(mag * mag, mel_filterbank(cfg), precision="highest")
+    """Mel energies (..., frames, n_mels) from a linear magnitude (..., frames, n_freq): the bank
+    applied to ``mag ** cfg.mel_exponent`` (power for 2, SpeechBrain's magnitude fbank for 1)."""
+    spec = mag * mag if cfg.mel_exponent == 2 else mag if cfg.mel_exponent == 1 else mag ** cfg.mel_exponent
+    return jnp.matmul(spec, mel_filterbank(cfg), precision="highest")
 
 
 def log_mel_from_magnitude(mag: jnp.ndarray, cfg: SpectrogramConfig) -> jnp.ndarray:
-    """Log-mel in dB (..., frames, n_mels) from a (possibly masked) linear magnitude."""
-    return power_to_db(mel_power(mag, cfg), cfg)
+    """Log-mel (..., frames, n_mels) from a (possibly masked) linear magnitude: dB, or log1p
+    (SpeechBrain's recipe) as ``cfg.compression`` says."""
+    mel = mel_power(mag, cfg)
+    if cfg.compression == "db":
+        return power_to_db(mel, cfg)
+    if cfg.compression == "log1p":
+        return jnp.log1p(mel)
+    raise ValueError(f"compression must be 'db' or 'log1p', got {cfg.compression!r}")
 
 
 def log_mel(x: jnp.ndarray, cfg: SpectrogramConfig, center: bool = True) -> jnp.ndarray:
-    """Log-mel in dB (B, frames, n_mels) of waveforms (B, T)."""
-    return log_mel_from_magnitude(magnitude(stft(x, cfg, center)), cfg)
+    """Log-mel (B, frames, n_mels) of waveforms (B, T), in dB or log1p units (``cfg.compression``)."""
+    return log_mel_from_magnitude(magnitude(stft(x, cfg, center), cfg.magnitude_eps), cfg)
 
 
 def istft(spec: jnp.ndarray, cfg: SpectrogramConfig, length: int) -> jnp.ndarray:
@@ -138,7 +204,7 @@ def istft(spec: jnp.ndarray, cfg: SpectrogramConfig, length: int) -> jnp.ndarray
     ``istft(stft(x)) == x`` up to float error wherever the window envelope is non-zero.
     """
     n_fft, hop = cfg.n_fft, cfg.hop_length
-    win = window(n_fft, cfg.win_length)
+    win = window(n_fft, cfg.win_length, cfg.window)
     frames = jnp.fft.irfft(spec, n=n_fft, axis=-1) * win          # (B, F, n_fft)
     num = frames.shape[-2]
     total = n_fft + hop * (num - 1)

@@ -1,6 +1,6 @@
 """From a batch of raw clips to model input: host preparation, then one jit-able function.
 
-``prepare`` (numpy, host) resamples, applies the length policy and quantisation, and packs
+``prepare`` (numpy, host) resamples, normalises, applies the length policy and quantisation, and packs
 clips of different lengths into fixed-shape arrays. ``features`` (JAX, device) turns those
 arrays into the log-mel the encoder takes: (B, 1, frames, n_mels), or for fusion models
 (B, 4, frames, n_mels) = [whole clip shrunk, front crop, middle crop, back crop] plus the
@@ -71,7 +71,7 @@ def prepare(clips: list[tuple[np.ndarray, int]], cfg: AudioConfig, crop: str | N
     length = cfg.clip_samples
     waves = []
     for x, rate in clips:
-        x = audio.resample(x, rate, spec.sample_rate)
+        x = audio.normalize(audio.resample(x, rate, spec.sample_rate), cfg.normalize)
         waves.append(audio.quantize_int16(x) if cfg.quantize_int16 else x)
     if not cfg.fusion:
         fitted = np.stack([audio.fit_length(x, length, cfg.pad, crop, rng) for x in waves])

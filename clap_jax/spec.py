@@ -2,18 +2,22 @@
 
 A spec says everything needed to rebuild a model and reproduce its source's pipeline: the
 network sizes, the audio front end (rates, STFT, mel bank, length policy, quantisation) and the
-tokenizer's context length.
+tokenizer's context length. ``ClapSpec`` describes a CLAP model, ``ClassifierSpec`` a CNN14
+audio classifier (PANNs, SpeechBrain); they are told apart by the ``format`` field.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
+import types
 import typing
 
 from clap_jax.frontend import SpectrogramConfig
 from clap_jax.models.clap import ClapConfig
+from clap_jax.models.cnn14 import Cnn14Config
 
 FORMAT = "clap-jax/1"
+CLASSIFIER_FORMAT = "clap-jax-classifier/1"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,6 +31,8 @@ class AudioConfig:
     (``bilinear_antialias``: LAION through torchvision Resize; ``bilinear``: Hugging Face).
     ``force_longer`` is Hugging Face's rule that a fusion batch without a long clip marks a
     random clip as long; off unless asked for, since it makes embeddings depend on the batch.
+    ``normalize="max"`` divides each clip by its largest sample (not the largest magnitude), as
+    SpeechBrain's ESC-50 recipes do after resampling (``sig / sig.max()``).
     """
     spectrogram: SpectrogramConfig = SpectrogramConfig()
     clip_samples: int = 480000
@@ -36,11 +42,23 @@ class AudioConfig:
     fusion: bool = False
     fusion_shrink: str = "bilinear_antialias"
     force_longer: bool = False
+    normalize: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
 class TokenizerConfig:
+    """``max_length``: context in tokens, specials included. ``family`` says how tokenizer files
+    without a ``tokenizer.json`` are assembled: ``roberta`` (byte-level BPE in ``<s> ... </s>``),
+    ``gpt2`` (byte-level BPE, no special tokens added), ``bert`` (WordPiece ``vocab.txt``,
+    lower-cased, ``[CLS] ... [SEP]``). ``suffix`` is appended to every text (Microsoft CLAP 2023:
+    ``" <|endoftext|>"``). ``pad_token`` replaces the pad token and is registered as a special
+    token (Microsoft CLAP 2023: ``"!"``, id 0; as in the reference, a ``!`` in a text is then split
+    off as its own token).
+    """
     max_length: int = 77
+    family: str = "roberta"
+    suffix: str = ""
+    pad_token: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,15 +75,68 @@ class ClapSpec:
 
     @classmethod
     def from_json(cls, text: str) -> "ClapSpec":
-        data = json.loads(text)
-        fmt = data.pop("format", None)
-        if fmt != FORMAT:
-            raise ValueError(f"spec.json: format {fmt!r} is not {FORMAT!r}")
-        return from_dict(cls, data)
+        return _from_json(cls, text, FORMAT)
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassifierSpec:
+    """A converted CNN14 classifier (``source``: panns or speechbrain). ``activation`` turns logits
+    into probabilities: ``sigmoid`` (PANNs' multi-label AudioSet tagging) or ``softmax``
+    (SpeechBrain's ESC-50 classifier). ``labels`` are the class names when the checkpoint came
+    with them."""
+    model: Cnn14Config = Cnn14Config()
+    audio: AudioConfig = AudioConfig()
+    source: str = "panns"
+    activation: str = "sigmoid"
+    labels: tuple[str, ...] = ()
+
+    def to_json(self) -> str:
+        return json.dumps({"format": CLASSIFIER_FORMAT, **dataclasses.asdict(self)}, indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "ClassifierSpec":
+        return _from_json(cls, text, CLASSIFIER_FORMAT)
+
+
+def spec_format(text: str) -> str | None:
+    """The ``format`` field of a ``spec.json`` text."""
+    return json.loads(text).get("format")
+
+
+def _from_json(cls, text: str, fmt_expected: str):
+    data = json.loads(text)
+    fmt = data.pop("format", None)
+    if fmt != fmt_expected:
+        hint = {FORMAT: " (a CLAP model: use clap_jax.load)",
+                CLASSIFIER_FORMAT: " (a classifier: use clap_jax.load_classifier)"}.get(fmt, "")
+        raise ValueError(f"spec.json: format {fmt!r} is not {fmt_expected!r}{hint}")
+    return from_dict(cls, data)
+
+
+def _dataclass_members(hint) -> list[type] | None:
+    """The dataclass types of a ``A | B`` hint (None if it is not a union of dataclasses)."""
+    if typing.get_origin(hint) not in (typing.Union, types.UnionType):
+        return None
+    members = [a for a in typing.get_args(hint) if dataclasses.is_dataclass(a)]
+    return members or None
+
+
+def _pick_member(members: list[type], value: dict, where: str) -> type:
+    """The member whose ``kind`` default equals ``value["kind"]``; the first member when the JSON
+    has no ``kind`` (specs written before the field existed)."""
+    kind = value.get("kind")
+    if kind is None:
+        return members[0]
+    for m in members:
+        if {f.name: f.default for f in dataclasses.fields(m)}.get("kind") == kind:
+            return m
+    raise ValueError(f"{where}: unknown kind {kind!r} (one of "
+                     f"{[{f.name: f.default for f in dataclasses.fields(m)}.get('kind') for m in members]})")
 
 
 def from_dict(cls, data):
-    """Rebuilds a (nested, frozen) dataclass from ``dataclasses.asdict`` output; unknown keys are errors."""
+    """Rebuilds a (nested, frozen) dataclass from ``dataclasses.asdict`` output; unknown keys are errors.
+    Fields typed as a union of dataclasses are resolved by their ``kind`` field."""
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(data) - names
@@ -74,8 +145,11 @@ def from_dict(cls, data):
     kwargs = {}
     for key, value in data.items():
         hint = hints[key]
+        members = _dataclass_members(hint)
         if dataclasses.is_dataclass(hint):
             value = from_dict(hint, value)
+        elif members and isinstance(value, dict):
+            value = from_dict(_pick_member(members, value, f"{cls.__name__}.{key}"), value)
         elif typing.get_origin(hint) is tuple and isinstance(value, list):
             value = tuple(value)
         kwargs[key] = value

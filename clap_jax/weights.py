@@ -2,8 +2,9 @@
 
 Each of our parameters has one PyTorch name: its module path, renamed by a source's rule table
 (regex substitutions, applied in order), plus the PyTorch leaf name of its layer type. Layouts
-are converted on the way (Linear (out, in) -> kernel (in, out); Conv2d OIHW -> HWIO). A state
-dict that does not fit is refused with the missing and unexpected keys listed.
+are converted on the way (Linear (out, in) -> kernel (in, out), except GPT-2's ``Conv1D``, already
+(in, out); Conv2d OIHW -> HWIO). A state dict that does not fit is refused with the missing and
+unexpected keys listed.
 """
 from __future__ import annotations
 
@@ -80,7 +81,10 @@ def _leaves(module: nnx.Module) -> dict[str, tuple[str, Callable[[np.ndarray], n
     """Our variable name -> (PyTorch leaf name, torch-to-ours layout transform) for one layer type."""
     same = lambda a: a
     if isinstance(module, nnx.Linear):
-        return {"kernel": ("weight", lambda a: a.T), "bias": ("bias", same)}
+        # A Linear may declare that its PyTorch weight is stored (in, out) already, as GPT-2's
+        # ``Conv1D`` does (``clap_jax.models.gpt2.Conv1D``); nn.Linear stores (out, in).
+        in_out = getattr(module, "torch_weight_layout", "out_in") == "in_out"
+        return {"kernel": ("weight", same if in_out else lambda a: a.T), "bias": ("bias", same)}
     if isinstance(module, nnx.Conv):
         return {"kernel": ("weight", lambda a: a.transpose(2, 3, 1, 0)), "bias": ("bias", same)}
     if isinstance(module, nnx.LayerNorm):

@@ -10,6 +10,8 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
+import offline_tokenizers  # noqa: E402
+
 CAPTIONS = [
     "a dog barks while rain falls on a tin roof", "a high beep, then rain", "a siren wails over traffic",
     "birds chirp in the morning", "a clock ticking in a quiet room", "white noise and a rising chirp",
@@ -18,17 +20,22 @@ CAPTIONS = [
 ]
 
 
+# Prepended to code run in a fresh interpreter: importing torch fails there (a meta-path finder
+# refuses it), so whatever runs after it provably works without torch.
+NO_TORCH = """import importlib.abc, sys
+class _NoTorch(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError("torch is blocked in this test")
+sys.meta_path.insert(0, _NoTorch())
+"""
+
+
 @pytest.fixture(scope="session")
 def roberta_tokenizer_dir(tmp_path_factory) -> str:
     """A small byte-level BPE tokenizer in RoBERTa's format (vocab.json + merges.txt), trained
     here so no hub download is needed. Special ids as roberta-base: <s>=0 <pad>=1 </s>=2 <unk>=3."""
-    from tokenizers import ByteLevelBPETokenizer
-    out = tmp_path_factory.mktemp("roberta_tok")
-    tok = ByteLevelBPETokenizer()
-    tok.train_from_iterator(CAPTIONS * 20, vocab_size=400, min_frequency=1,
-                            special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
-    tok.save_model(str(out))
-    return str(out)
+    return offline_tokenizers.train_roberta(str(tmp_path_factory.mktemp("roberta_tok")), CAPTIONS * 20)
 
 
 @pytest.fixture(scope="session")
@@ -40,3 +47,15 @@ def clips() -> list[np.ndarray]:
     exact = 0.2 * rng.standard_normal(480000) * np.sin(2 * np.pi * 0.5 * t(480000))
     chirp = 0.4 * np.sin(2 * np.pi * (200 + 300 * t(150000)) * t(150000))
     return [a.astype(np.float32) for a in (short, exact, chirp)]
+
+
+@pytest.fixture(scope="session")
+def bert_tokenizer_dir(tmp_path_factory) -> str:
+    """A small WordPiece vocab.txt in bert-base-uncased's format ([PAD]=0, lower-cased)."""
+    return offline_tokenizers.train_bert(str(tmp_path_factory.mktemp("bert_tok")), CAPTIONS * 20)
+
+
+@pytest.fixture(scope="session")
+def gpt2_tokenizer_dir(tmp_path_factory) -> str:
+    """A small byte-level BPE in gpt2's format: ``!`` is id 0 and ``<|endoftext|>`` the last id."""
+    return offline_tokenizers.train_gpt2(str(tmp_path_factory.mktemp("gpt2_tok")), CAPTIONS * 20)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import jax.numpy as jnp
 import numpy as np
@@ -11,10 +12,13 @@ from flax import nnx
 
 import clap_jax
 from clap_jax import api, audio, checkpoint
+from clap_jax.frontend import SpectrogramConfig
 from clap_jax.models.clap import ClapConfig, ClapModel
+from clap_jax.models.cnn14 import Cnn14Config
+from clap_jax.models.gpt2 import GPT2Config
 from clap_jax.models.htsat import HTSATConfig
 from clap_jax.models.text import TextConfig
-from clap_jax.spec import AudioConfig, ClapSpec, TokenizerConfig
+from clap_jax.spec import AudioConfig, ClapSpec, ClassifierSpec, TokenizerConfig
 
 SMALL = ClapSpec(
     model=ClapConfig(audio=HTSATConfig(embed_dim=16, depths=(1, 1, 1, 1), num_heads=(1, 1, 2, 2)),
@@ -122,3 +126,72 @@ def test_fusion_crop_modes_are_deterministic():
     np.testing.assert_array_equal(a.starts, pipeline.prepare([(x, 48000)], cfg).starts)
     r1 = pipeline.prepare([(x, 48000)], cfg, crop="random", seed=1).starts
     np.testing.assert_array_equal(r1, pipeline.prepare([(x, 48000)], cfg, crop="random", seed=1).starts)
+
+
+MSCLAP_SMALL = ClapSpec(
+    model=ClapConfig(audio=Cnn14Config(channels=(4, 8, 8, 16), embed_dim=16, num_classes=3),
+                     text=GPT2Config(vocab_size=400, max_positions=40, hidden_size=32, num_layers=1, num_heads=2),
+                     joint_dim=24, projection="msclap", shared_logit_scale=True),
+    audio=AudioConfig(spectrogram=SpectrogramConfig(sample_rate=44100, hop_length=320, mel_sample_rate=32000),
+                      clip_samples=44100, pad="repeat", quantize_int16=False),
+    tokenizer=TokenizerConfig(max_length=16, family="gpt2", suffix=" <|endoftext|>", pad_token="!"),
+    source="msclap-2023", normalize_embeddings=False)
+
+
+def test_msclap_shaped_model_cnn14_gpt2(gpt2_tokenizer_dir, tmp_path):
+    """A Microsoft-CLAP-shaped model (CNN14 audio, GPT-2 text, Projection heads, one logit scale)
+    through the same API, and its converted directory."""
+    model = ClapModel(MSCLAP_SMALL.model, rngs=nnx.Rngs(1))
+    clap = api.from_model(MSCLAP_SMALL, model, gpt2_tokenizer_dir)
+    x = (0.1 * np.random.default_rng(5).standard_normal((2, 30000))).astype(np.float32)
+    a, t = clap.embed_audio(x, 44100), clap.embed_text(["rain!", "a beep"])
+    assert a.shape == t.shape == (2, 24)
+    assert np.abs(np.linalg.norm(t, axis=1) - 1).max() > 1e-2            # unnormalised
+    scale = float(np.exp(model.logit_scale[...]))
+    an, tn = a / np.linalg.norm(a, axis=1, keepdims=True), t / np.linalg.norm(t, axis=1, keepdims=True)
+    np.testing.assert_allclose(clap.similarity(a, t), scale * an @ tn.T, rtol=1e-5)
+    ids, mask = clap.tokenizer(["rain!"])
+    assert ids[0, mask[0].sum() - 1] == clap.tokenizer.tok.token_to_id("<|endoftext|>") and clap.tokenizer.pad_id == 0
+    checkpoint.save_converted(str(tmp_path / "conv"), MSCLAP_SMALL, model, gpt2_tokenizer_dir)
+    loaded = clap_jax.load(str(tmp_path / "conv"))
+    assert loaded.spec == MSCLAP_SMALL
+    np.testing.assert_array_equal(loaded.embed_text(["rain!", "a beep"]), t)
+
+
+def test_spec_kinds_round_trip_and_old_specs():
+    assert ClapSpec.from_json(MSCLAP_SMALL.to_json()) == MSCLAP_SMALL
+    old = json.loads(SMALL.to_json())             # written before the ``kind`` fields existed
+    del old["model"]["audio"]["kind"], old["model"]["text"]["kind"]
+    assert ClapSpec.from_json(json.dumps(old)) == SMALL
+    bad = json.loads(SMALL.to_json())
+    bad["model"]["audio"]["kind"] = "wav2vec"
+    with pytest.raises(ValueError, match="unknown kind 'wav2vec'"):
+        ClapSpec.from_json(json.dumps(bad))
+    clf = ClassifierSpec(model=Cnn14Config(n_mels=80, embed_dim=0, num_classes=50), labels=("dog", "rain"))
+    assert ClassifierSpec.from_json(clf.to_json()) == clf
+    with pytest.raises(ValueError, match="load_classifier"):
+        ClapSpec.from_json(clf.to_json())
+
+
+def test_classifier_api_and_pure_pieces(tmp_path):
+    cfg = ClassifierSpec(model=Cnn14Config(n_mels=64, channels=(4, 8, 8, 16), embed_dim=0, num_classes=5),
+                         audio=AudioConfig(spectrogram=SpectrogramConfig(sample_rate=16000, hop_length=160,
+                                                                         fmax=8000.0),
+                                           clip_samples=16000, pad="zeros", quantize_int16=False, normalize="max"),
+                         source="speechbrain", activation="softmax")
+    from clap_jax.models.cnn14 import Cnn14
+    clf = clap_jax.Classifier(cfg, Cnn14(cfg.model, rngs=nnx.Rngs(2)))
+    x = (0.1 * np.random.default_rng(6).standard_normal((2, 12000))).astype(np.float32)
+    out = clf(x, 16000)
+    assert out["logits"].shape == (2, 5) and out["embedding"].shape == (2, 16)
+    assert [b.shape for b in out["blocks"]] == [(2, 50, 32, 4), (2, 25, 16, 8), (2, 12, 8, 8), (2, 12, 8, 16)]
+    np.testing.assert_allclose(clf.probabilities(x, 16000).sum(1), 1, atol=1e-6)
+    # The same numbers from the pure pieces, on the normalised, padded waveform.
+    from clap_jax import frontend
+    waves = clf.prepare_audio(x, 16000)
+    np.testing.assert_allclose(waves.max(1), 1, atol=1e-6)
+    mag = frontend.magnitude(frontend.stft(jnp.asarray(waves), cfg.audio.spectrogram))
+    logits = clf.apply(clf.state, clf.log_mel_from_magnitude(mag))["logits"]
+    np.testing.assert_allclose(np.asarray(logits), out["logits"], atol=1e-5)
+    checkpoint.save_converted(str(tmp_path / "clf"), cfg, nnx.merge(clf.graphdef, clf.state), None)
+    np.testing.assert_array_equal(clap_jax.load_classifier(str(tmp_path / "clf"))(x, 16000)["logits"], out["logits"])

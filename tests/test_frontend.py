@@ -145,3 +145,32 @@ class TestAgainstPyTorch:
                               sampling_rate=48000, norm=None, mel_scale="htk")
         ours = frontend.mel_filterbank(SpectrogramConfig(mel_scale="htk", mel_norm=None))
         np.testing.assert_allclose(ours, ref, atol=1e-6)
+
+
+def test_speechbrain_chain_pieces():
+    """SpeechBrain's front end as data: Hamming window, zero padding, its own triangular bank on the
+    magnitude, log1p, and the 1e-14 inside the magnitude's square root (finite gradient at 0)."""
+    sb = SpectrogramConfig(sample_rate=16000, n_fft=1024, win_length=372, hop_length=186, n_mels=80, fmin=0,
+                           fmax=8000, mel_scale="speechbrain", mel_norm=None, pad_mode="constant",
+                           window="hamming", mel_exponent=1.0, compression="log1p", magnitude_eps=1e-14)
+    bank = frontend.mel_filterbank(sb)
+    assert bank.shape == (513, 80) and np.all(bank >= 0) and bank.max() <= 1
+    assert bank.max(axis=0).min() > 0.5           # every triangle is sampled by a bin near its centre (peak 1)
+    peaks = bank.argmax(axis=0)
+    assert np.all(np.diff(peaks) >= 0) and bank[511, -1] > 0 and bank[512].max() == 0   # fmax is the last edge
+    win = frontend.window(1024, 372, "hamming")
+    assert win[:326].max() == 0 and win[326 + 372:].max() == 0 and abs(win.max() - 1) < 1e-6
+    x = jnp.asarray(_noise(80000))[None]
+    assert frontend.log_mel(x, sb).shape == (1, 431, 80)
+    mag = frontend.magnitude(frontend.stft(x, sb), sb.magnitude_eps)
+    np.testing.assert_allclose(frontend.log_mel(x, sb), jnp.log1p(mag @ bank), atol=1e-5)
+    assert bool(jnp.isfinite(jax.grad(lambda r: frontend.magnitude(r + 0j, 1e-14).sum())(jnp.zeros(3))).all())
+    with pytest.raises(ValueError, match="window"):
+        frontend.window(1024, 372, "kaiser")
+
+
+def test_normalize_by_max_sample():
+    x = np.array([0.1, -0.8, 0.4], np.float32)
+    np.testing.assert_allclose(audio.normalize(x, "max"), x / 0.4)           # the maximum, not max |x|
+    np.testing.assert_array_equal(audio.normalize(-np.abs(x), "max"), -np.abs(x))
+    assert audio.normalize(x, None) is x

@@ -23,6 +23,7 @@ from clap_jax import resize
 @dataclasses.dataclass(frozen=True)
 class HTSATConfig:
     """Sizes of an HTSAT. Defaults are HTSAT-tiny; HTSAT-base has embed_dim 128, depths 2,2,12,2."""
+    kind: str = "htsat"
     embed_dim: int = 96
     depths: tuple[int, ...] = (2, 2, 6, 2)
     num_heads: tuple[int, ...] = (4, 8, 16, 32)

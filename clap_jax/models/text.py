@@ -19,7 +19,11 @@ from flax import nnx
 
 @dataclasses.dataclass(frozen=True)
 class TextConfig:
-    """Sizes of a BERT-family encoder; defaults are roberta-base as LAION-CLAP builds it."""
+    """Sizes of a BERT-family encoder (``kind="bert"`` covers BERT and RoBERTa); defaults are
+    roberta-base as LAION-CLAP builds it. bert-base-uncased (Microsoft CLAP 2022) is
+    ``vocab_size=30522, max_positions=512, type_vocab_size=2, layer_norm_eps=1e-12,
+    pad_token_id=0, positions="absolute", pooling="cls"``."""
+    kind: str = "bert"
     vocab_size: int = 50265
     hidden_size: int = 768
     num_layers: int = 12

@@ -1,0 +1,273 @@
+"""Tests of sparse.nonneg_lasso and sparse.lambda_for_l0.
+
+Problem: min_{w >= 0} ||C^T w - z||^2 + lam ||w||_1 (C: (c, d) concepts as rows).
+The problems are small (c <= 300, d = 64, n = 20) and shared between tests, so that each
+solver compiles only a few times; the whole file runs in well under a minute on 2 cores.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import sparse
+from sparse.solvers import kkt_residual, objective
+
+METHODS = ("working_set", "fista", "ista", "admm")
+LAM = 0.1
+
+
+def unit_rows(x):
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+@pytest.fixture(scope="module")
+def problem():
+    """Random unit-norm dictionary (300, 64) and 20 unit-norm targets, float32."""
+    rng = np.random.default_rng(0)
+    C = unit_rows(rng.standard_normal((300, 64))).astype(np.float32)
+    Z = unit_rows(rng.standard_normal((20, 64))).astype(np.float32)
+    return C, Z
+
+
+@pytest.fixture(scope="module")
+def sklearn_weights(problem):
+    """sklearn Lasso(alpha = lam / 2d, positive=True) at tol 1e-10: the oracle."""
+    from sklearn.linear_model import Lasso
+
+    C, Z = problem
+    d = C.shape[1]
+    model = Lasso(alpha=LAM / (2 * d), positive=True, fit_intercept=False, tol=1e-10,
+                  max_iter=100000)
+    return np.stack([model.fit(C.T.astype(np.float64), z.astype(np.float64)).coef_ for z in Z])
+
+
+# ----------------------------------------------------------------------------------------
+# Known solutions
+# ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_orthonormal_dictionary_exact_solution(method):
+    """Orthonormal rows: w_i = max(0, (C z)_i - lam / 2) exactly; planted support found."""
+    rng = np.random.default_rng(1)
+    q, _ = np.linalg.qr(rng.standard_normal((64, 64)))
+    C = q[:48].astype(np.float32)  # (48, 64), orthonormal rows
+    W = np.zeros((20, 48))
+    for i in range(20):
+        W[i, rng.choice(48, 5, replace=False)] = rng.uniform(0.5, 1.0, 5)
+    Z = (W @ C).astype(np.float32)
+    lam = 0.01
+    res = sparse.nonneg_lasso(C, Z, lam, method=method)
+    assert res.converged.all()
+    np.testing.assert_array_equal(res.weights > 0, W > 0)
+    np.testing.assert_allclose(res.weights, np.where(W > 0, W - lam / 2, 0), atol=2e-5)
+    np.testing.assert_array_equal(res.l0, 5)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_planted_support_overcomplete(method, problem):
+    """Noise-free nonnegative mixes of 4 random atoms out of 300 (d = 64), small lam."""
+    C, _ = problem
+    rng = np.random.default_rng(2)
+    W = np.zeros((20, 300))
+    for i in range(20):
+        W[i, rng.choice(300, 4, replace=False)] = rng.uniform(0.5, 1.0, 4)
+    Z = (W @ C).astype(np.float32)
+    res = sparse.nonneg_lasso(C, Z, 1e-3, method=method, tol=1e-6)
+    assert res.converged.all()
+    np.testing.assert_array_equal(res.weights > 1e-4, W > 0)
+    np.testing.assert_allclose(res.weights, W, atol=5e-3)
+
+
+# ----------------------------------------------------------------------------------------
+# Parity with sklearn
+# ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parity
+@pytest.mark.parametrize("method", METHODS)
+def test_objective_matches_sklearn(method, problem, sklearn_weights):
+    C, Z = problem
+    res = sparse.nonneg_lasso(C, Z, LAM, method=method, tol=1e-5 if method == "ista" else 1e-6)
+    assert res.converged.all()
+    ref = objective(C, Z, sklearn_weights, LAM)
+    ours = objective(C, Z, res.weights, LAM)
+    rel = (ours - ref) / ref
+    assert rel.max() < 1e-4, rel.max()
+    assert rel.min() > -1e-6, rel.min()  # sklearn at tol 1e-10 is (near) optimal
+    # The reported objective is the float32 value of the same thing.
+    np.testing.assert_allclose(res.objective, ours, rtol=1e-5)
+    assert abs(res.l0.mean() - (sklearn_weights > 0).sum(1).mean()) <= 1.0
+
+
+@pytest.mark.parity
+def test_per_example_lam_matches_sklearn(problem):
+    """l1 of shape (n,): each row solved with its own lam."""
+    from sklearn.linear_model import Lasso
+
+    C, Z = problem
+    lam = np.linspace(0.05, 0.3, len(Z))
+    res = sparse.nonneg_lasso(C, Z, lam)
+    ref = np.stack([
+        Lasso(alpha=l / (2 * C.shape[1]), positive=True, fit_intercept=False, tol=1e-10,
+              max_iter=100000).fit(C.T.astype(np.float64), z.astype(np.float64)).coef_
+        for l, z in zip(lam, Z)])
+    rel = (objective(C, Z, res.weights, lam) - objective(C, Z, ref, lam))
+    rel /= objective(C, Z, ref, lam)
+    assert np.abs(rel).max() < 1e-5
+
+
+# ----------------------------------------------------------------------------------------
+# Optimality, warm starts
+# ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ("working_set", "fista"))
+def test_kkt_below_tolerance_and_warm_start(method, problem):
+    C, Z = problem
+    res = sparse.nonneg_lasso(C, Z, LAM, method=method, tol=1e-6)
+    assert res.converged.all()
+    assert (res.kkt <= 1e-6).all()
+    # Recomputed independently in float64 (float32 rounding leaves a small margin).
+    assert kkt_residual(C, Z, res.weights, LAM).max() < 2e-6
+    assert (res.weights >= 0).all()
+    np.testing.assert_array_equal(res.l0, (res.weights > 0).sum(1))
+    warm = sparse.nonneg_lasso(C, Z, LAM, method=method, tol=1e-6, init=res.weights)
+    assert warm.converged.all()
+    assert warm.iterations.max() <= 3
+    np.testing.assert_allclose(warm.objective, res.objective, rtol=1e-6)
+
+
+def test_warm_start_from_another_lam(problem):
+    C, Z = problem
+    res = sparse.nonneg_lasso(C, Z, 0.2)
+    warm = sparse.nonneg_lasso(C, Z, LAM, init=res.weights)
+    cold = sparse.nonneg_lasso(C, Z, LAM)
+    assert warm.converged.all()
+    np.testing.assert_allclose(warm.objective, cold.objective, rtol=1e-6)
+
+
+# ----------------------------------------------------------------------------------------
+# lambda_for_l0
+# ----------------------------------------------------------------------------------------
+
+
+def test_lambda_for_mean_l0(problem):
+    C, Z = problem
+    lam, res = sparse.lambda_for_l0(C, Z, 12)
+    assert isinstance(lam, float) and lam > 0
+    assert abs(res.l0.mean() - 12) <= 1
+    assert res.converged.all()
+    again = sparse.nonneg_lasso(C, Z, lam)
+    np.testing.assert_array_equal(again.l0, res.l0)
+
+
+def test_lambda_for_per_example_l0(problem):
+    C, Z = problem
+    lam, res = sparse.lambda_for_l0(C, Z, 8, per_example=True, lam_range=(0.1, 2.0))
+    assert lam.shape == (len(Z),)
+    assert abs(res.l0.mean() - 8) <= 1
+    assert (np.abs(res.l0 - 8) <= 1).mean() >= 0.9
+    again = sparse.nonneg_lasso(C, Z, lam)
+    np.testing.assert_array_equal(again.l0, res.l0)
+
+
+# ----------------------------------------------------------------------------------------
+# Chunks and devices
+# ----------------------------------------------------------------------------------------
+
+_MULTI_DEVICE = textwrap.dedent("""
+    import json, sys
+    import jax
+    jax.config.update("jax_num_cpu_devices", 4)
+    import numpy as np
+    import sparse
+    data = np.load(sys.argv[1])
+    out = {"devices": len(jax.devices())}
+    for method in ("working_set", "fista"):
+        res = sparse.nonneg_lasso(data["C"], data["Z"], 0.1, method=method, chunk_size=8)
+        np.save(sys.argv[1] + f".{method}.npy", res.weights)
+        out[method] = bool(res.converged.all())
+    print(json.dumps(out))
+""")
+
+
+def test_chunked_multi_device_matches_one_chunk(problem, tmp_path):
+    """chunk_size=8 on a 4-device CPU mesh (20 rows: chunks of 8, 8, 4 padded) gives the
+    same weights as one chunk on one device."""
+    C, Z = problem
+    path = str(tmp_path / "problem.npz")
+    np.savez(path, C=C, Z=Z)
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4",
+               PYTHONPATH=os.pathsep.join([os.getcwd()] + sys.path))
+    out = subprocess.run([sys.executable, "-c", _MULTI_DEVICE, path], env=env,
+                         capture_output=True, text=True, timeout=240,
+                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert out.returncode == 0, out.stderr[-3000:]
+    info = json.loads(out.stdout.strip().splitlines()[-1])
+    assert info == {"devices": 4, "working_set": True, "fista": True}
+    for method in ("working_set", "fista"):
+        one = sparse.nonneg_lasso(C, Z, 0.1, method=method)
+        multi = np.load(path + f".{method}.npy")
+        np.testing.assert_allclose(multi, one.weights, atol=2e-5)
+        np.testing.assert_allclose(objective(C, Z, multi, 0.1), one.objective, rtol=1e-5)
+
+
+# ----------------------------------------------------------------------------------------
+# Bad input
+# ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case, match", [
+    ("nan_embedding", r"embeddings contains NaN or inf in row\(s\) 3"),
+    ("inf_dictionary", r"dictionary contains NaN or inf in row\(s\) 5"),
+    ("dim_mismatch", r"dimension mismatch.*\(300, 64\).*\(20, 32\)"),
+    ("empty_dictionary", r"empty dictionary"),
+    ("negative_lam", r"l1 must be >= 0"),
+    ("lam_shape", r"l1 must be a number or have shape"),
+    ("unknown_method", r"unknown method 'lars'"),
+    ("init_shape", r"init must have shape"),
+    ("negative_init", r"init must be nonnegative"),
+    ("embeddings_1d", r"embeddings must have shape \(n, d\)"),
+])
+def test_bad_input_raises(case, match, problem):
+    C, Z = problem
+    C, Z = C.copy(), Z.copy()
+    kwargs = dict(dictionary=C, embeddings=Z, l1=LAM)
+    if case == "nan_embedding":
+        Z[3, 7] = np.nan
+    elif case == "inf_dictionary":
+        C[5, 0] = np.inf
+    elif case == "dim_mismatch":
+        kwargs["embeddings"] = Z[:, :32]
+    elif case == "empty_dictionary":
+        kwargs["dictionary"] = C[:0]
+    elif case == "negative_lam":
+        kwargs["l1"] = -0.1
+    elif case == "lam_shape":
+        kwargs["l1"] = np.full(3, 0.1)
+    elif case == "unknown_method":
+        kwargs["method"] = "lars"
+    elif case == "init_shape":
+        kwargs["init"] = np.zeros((20, 3))
+    elif case == "negative_init":
+        kwargs["init"] = -np.ones((20, 300))
+    elif case == "embeddings_1d":
+        kwargs["embeddings"] = Z[0]
+    with pytest.raises(ValueError, match=match):
+        sparse.nonneg_lasso(**kwargs)
+
+
+def test_empty_batch_and_zero_rows(problem):
+    C, Z = problem
+    res = sparse.nonneg_lasso(C, Z[:0], LAM)
+    assert res.weights.shape == (0, 300)
+    Z0 = Z.copy()
+    Z0[2] = 0  # w = 0 is the solution
+    res = sparse.nonneg_lasso(C, Z0, LAM)
+    assert res.l0[2] == 0 and res.converged.all()
