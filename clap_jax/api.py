@@ -34,6 +34,7 @@ class Clap:
         self.spec, self.tokenizer = spec, tokenizer
         self.graphdef, self.state = nnx.split(model)
         self.chunk = spec.audio.spectrogram.num_frames(spec.audio.clip_samples)
+        self.logit_scale = float(model.logit_scales()[0])      # exp of the audio -> text scale
 
     @functools.cached_property
     def _audio_fn(self):
@@ -86,9 +87,8 @@ class Clap:
     def similarity(self, audio_emb: np.ndarray, text_emb: np.ndarray) -> np.ndarray:
         """Logits (n_audio, n_text) = exp(logit_scale_a) * cos(audio, text). Microsoft CLAP's
         ``compute_similarity`` is the same: (exp(logit_scale) t̂ âᵀ)ᵀ with its single scale."""
-        scale_a, _ = nnx.merge(self.graphdef, self.state).logit_scales()
         a, t = _normalize(jnp.asarray(audio_emb)), _normalize(jnp.asarray(text_emb))
-        return np.asarray(scale_a * a @ t.T)
+        return np.asarray(self.logit_scale * a @ t.T)
 
     def zero_shot(self, waveforms, sample_rate, prompts: list[str], **kw) -> np.ndarray:
         """Class probabilities (B, n_prompts): softmax over prompts of :meth:`similarity`."""

@@ -133,7 +133,9 @@ def fit_length(x: np.ndarray, length: int, pad_mode: str = "repeatpad", crop: st
 def as_waveform_list(waveforms, sample_rate: int | Sequence[int]) -> list[tuple[np.ndarray, int]]:
     """Normalises a batch array (B, T), a single (T,) clip or a list of 1-D clips to checked
     ``(waveform, rate)`` pairs. ``sample_rate`` is one rate or one per clip (Hz)."""
-    if isinstance(waveforms, np.ndarray) or hasattr(waveforms, "__array__") and not isinstance(waveforms, (list, tuple)):
+    if isinstance(waveforms, (list, tuple)):
+        clips = list(waveforms)
+    else:
         arr = np.asarray(waveforms)
         if arr.ndim == 1:
             clips = [arr]
@@ -141,8 +143,6 @@ def as_waveform_list(waveforms, sample_rate: int | Sequence[int]) -> list[tuple[
             clips = list(arr)
         else:
             raise AudioError(f"waveforms: expected (batch, samples) or (samples,), got shape {arr.shape}")
-    else:
-        clips = list(waveforms)
     if not clips:
         raise AudioError("waveforms: empty batch")
     rates = [sample_rate] * len(clips) if np.isscalar(sample_rate) else list(sample_rate)
