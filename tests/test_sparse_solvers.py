@@ -152,6 +152,22 @@ def test_warm_start_from_another_lam(problem):
     np.testing.assert_allclose(warm.objective, cold.objective, rtol=1e-6)
 
 
+def test_learned_working_set_size(problem):
+    """working_set=None: the first 256 rows of a large chunk are solved apart and their
+    L0 sets the working-set size for the rest; the answer is still optimal."""
+    from sparse.solvers import _select_for
+
+    assert _select_for(np.full(100, 20)) == 32
+    assert _select_for(np.full(100, 80)) == 64
+    assert _select_for(np.full(100, 130)) == 128
+    C, _ = problem
+    rng = np.random.default_rng(3)
+    Z = unit_rows(rng.standard_normal((1024, 64))).astype(np.float32)
+    res = sparse.nonneg_lasso(C, Z, 0.3)
+    assert res.converged.all()
+    assert kkt_residual(C, Z, res.weights, 0.3).max() < 2e-6
+
+
 # ----------------------------------------------------------------------------------------
 # lambda_for_l0
 # ----------------------------------------------------------------------------------------

@@ -1,0 +1,112 @@
+"""The labelled or captioned datasets the concept evaluations run on, through the shared readers.
+
+``open_dataset(kind, ...)`` -> :class:`Dataset` (records + class names) for
+
+* ``esc50`` (``root``, optional ``folds``), ``urbansound8k`` (``root``, ``folds``): single label;
+* ``captions`` (``csv`` + ``audio_dir``): Clotho or AudioCaps captions (retrieval);
+* ``folder`` (``root``): every audio file, labelled by its sub-folder if it has one;
+* ``tfds`` (``name``, ``split``, ``data_dir``, ``classes``): a TFDS dataset (``TfdsSource``);
+* ``soundscapes``: synthetic clips generated in memory (``seed``, ``clips``, ``sample_rate``,
+  ``duration``). ``single_event=True`` (default): one event per clip, labelled with its class
+  (zero-shot classification; the classes' display labels, "high beep", are the class names; no
+  captions: single-event captions repeat across the clips of a class, so retrieval on them
+  says little).
+  ``single_event=False``: 1-3 events per clip with captions (retrieval) and all event labels
+  in ``Record.labels``, no single ``label``.
+
+The held-out soundscapes seed of the bundled model is 10000 (``configs/clap_soundscapes.py``:
+``data.eval_seed``); training used seed 0.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+import numpy as np
+
+from clap_jax.data import readers
+
+KINDS = ("esc50", "urbansound8k", "captions", "folder", "tfds", "soundscapes")
+
+
+@dataclasses.dataclass
+class Dataset:
+    """``records``: a sequence of ``clap_jax.data.readers.Record``; ``classes``: class names
+    indexed by ``Record.label`` (may be empty); ``name`` for reports."""
+    records: Sequence[readers.Record]
+    classes: list[str]
+    name: str
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def labels(self) -> np.ndarray | None:
+        """(n,) int class indices, or None when any record has no single label."""
+        labels = [r.label for r in self.records]
+        if not labels or any(x is None for x in labels):
+            return None
+        return np.asarray(labels, np.int64)
+
+    def captions(self) -> tuple[list[str], np.ndarray] | None:
+        """All captions and, per caption, the index of its record; None without captions."""
+        texts, owner = [], []
+        for i, r in enumerate(self.records):
+            texts += list(r.captions)
+            owner += [i] * len(r.captions)
+        return (texts, np.asarray(owner, np.int64)) if texts else None
+
+
+def soundscapes_records(seed: int, clips: int, sample_rate: int = 16000, duration: float = 5.0,
+                        single_event: bool = True) -> Dataset:
+    """In-memory soundscapes clips as records (see the module docstring)."""
+    from clap_jax.data import soundscapes
+    generated = soundscapes.generate(seed, clips, sample_rate=sample_rate, duration=duration,
+                                     single_event=single_event, stft=None)
+    records = [readers.Record(key=c.clip_id, samples=c.audio, sample_rate=c.sample_rate,
+                              label=soundscapes.class_index(c.labels[0]) if single_event else None,
+                              labels=tuple(c.labels), captions=() if single_event else tuple(c.captions))
+               for c in generated]
+    name = f"soundscapes(seed={seed}, {'single' if single_event else 'multi'}-event, {clips} clips)"
+    return Dataset(records, [c.label for c in soundscapes.CLASSES], name)
+
+
+def open_dataset(kind: str, *, root: str | None = None, folds: Sequence[int] | None = None,
+                 csv: str | None = None, audio_dir: str | None = None, name: str | None = None,
+                 split: str | None = None, data_dir: str | None = None, classes: Sequence[str] | None = None,
+                 seed: int = 10000, clips: int = 300, sample_rate: int = 16000, duration: float = 5.0,
+                 single_event: bool = True) -> Dataset:
+    """Opens one of :data:`KINDS` (arguments in the module docstring)."""
+    def need(**kw):
+        missing = [k for k, v in kw.items() if not v]
+        if missing:
+            raise ValueError(f"dataset {kind!r} needs {', '.join(missing)}")
+
+    folds = tuple(folds) if folds else None
+    if kind == "esc50":
+        need(root=root)
+        r = readers.Esc50(root, folds)
+        return Dataset(r, r.classes, f"ESC-50 {root}" + (f" folds {folds}" if folds else ""))
+    if kind == "urbansound8k":
+        need(root=root)
+        r = readers.UrbanSound8K(root, folds)
+        return Dataset(r, r.classes, f"UrbanSound8K {root}" + (f" folds {folds}" if folds else ""))
+    if kind == "captions":
+        need(csv=csv, audio_dir=audio_dir)
+        r = readers.CaptionCsv(csv, audio_dir)
+        return Dataset(r, [], f"captions {csv}")
+    if kind == "folder":
+        need(root=root)
+        r = readers.AudioFolder(root)
+        return Dataset(r, r.classes, f"folder {root}")
+    if kind == "tfds":
+        need(name=name, split=split)
+        r = readers.TfdsSource(name, split, data_dir, list(classes) if classes else None)
+        return Dataset(r, r.classes, f"tfds {name}[{split}]")
+    if kind == "soundscapes":
+        return soundscapes_records(seed, clips, sample_rate, duration, single_event)
+    raise ValueError(f"unknown dataset kind {kind!r}; expected one of {KINDS}")
+
+
+def label_text(class_name: str) -> str:
+    """A class name as prompt text: ``sea_waves`` -> ``sea waves``."""
+    return class_name.replace("_", " ").strip()
