@@ -60,7 +60,6 @@ represented by its member nearest to the centroid, with the summed count of its 
 from __future__ import annotations
 
 import collections
-import csv
 import json
 import logging
 import os

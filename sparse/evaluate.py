@@ -130,7 +130,8 @@ class Row:
 
 def _row(name, lam, dec, audio, prompts, labels, captions) -> Row:
     rep = audio if dec is None else dec.recomposed
-    row = Row(name, lam, None if dec is None else float(dec.l0.mean()), None if dec is None else float(dec.cosine.mean()))
+    row = Row(name, lam, None if dec is None else float(dec.l0.mean()),
+              None if dec is None else float(dec.cosine.mean()))
     if labels is not None:
         row.accuracy, row.accuracy_std = accuracy(rep, prompts, labels)
     if captions is not None:

@@ -155,8 +155,10 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, data=None, clap=None, text
     head_concepts = concepts.with_audio_mean(dictionary.audio_mean(h_train))
     base_dec = decompose(base_concepts, eval_z, cfg.lam, method=cfg.method)
     head_dec = decompose(head_concepts, h_eval, cfg.lam, method=cfg.method)
-    rows = {"CLAP embedding (zero-shot)": (eval_z, None), "CLAP concept-based (zero-shot)": (base_dec.recomposed, base_dec),
-            "fine-tuned H z, no decomposition": (h_eval, None), "fine-tuned concept-based": (head_dec.recomposed, head_dec)}
+    rows = {"CLAP embedding (zero-shot)": (eval_z, None),
+            "CLAP concept-based (zero-shot)": (base_dec.recomposed, base_dec),
+            "fine-tuned H z, no decomposition": (h_eval, None),
+            "fine-tuned concept-based": (head_dec.recomposed, head_dec)}
     results = {}
     for name, (rep, dec) in rows.items():
         acc, std = accuracy(rep, prompts, eval_y)
