@@ -99,7 +99,7 @@ def _train_step(graphdef, tx, loss_fn):
         (loss, (metrics, new_rest)), grads = jax.value_and_grad(objective, has_aux=True)(params, rest)
         updates, opt_state = tx.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
-        metrics = {"loss": loss, "grad_norm": optax.global_norm(grads), **metrics}
+        metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads), **metrics}
         return {"params": params, "rest": new_rest, "opt_state": opt_state, "rng": rng,
                 "step": state["step"] + 1}, metrics
     return step
