@@ -15,11 +15,14 @@ def get_config() -> ml_collections.ConfigDict:
     c.eval_every = 500
     c.checkpoint_every = 250
     c.keep_checkpoints = 2
+    c.init_from = ""               # a converted model directory to fine-tune instead of a fresh init
     c.distributed = False          # True: jax.distributed.initialize() (multi-host; arguments from the cluster)
     c.optim = ml_collections.ConfigDict(dict(
         name="adamw", learning_rate=1e-3, warmup_steps=200, schedule="cosine", weight_decay=0.01, grad_clip=1.0))
     c.data = ml_collections.ConfigDict(dict(
-        seed=0, train_clips=200_000, eval_seed=10_000, eval_clips=300, duration=5.0, text_length=32, workers=2))
+        seed=0, train_clips=200_000, eval_seed=10_000, eval_clips=300, duration=5.0, text_length=32, workers=2,
+        tag_caption_prob=0.0,      # share of texts given as tag lists ("rain, beep") instead of sentences
+        hard_negatives=False))     # add each clip's caption with one event dropped/added as a negative
     c.frontend = ml_collections.ConfigDict(dict(
         sample_rate=16000, n_fft=512, hop_length=160, n_mels=32, fmin=50.0, fmax=8000.0))
     c.model = ml_collections.ConfigDict(dict(

@@ -407,20 +407,11 @@ def audioset_vocabulary(ontology_path: str) -> Vocabulary:
     return Vocabulary(tuple(dict.fromkeys(names)), None, "audioset")
 
 
-def _strip_article(phrase: str) -> str:
-    for a in ("a ", "an ", "the "):
-        if phrase.startswith(a):
-            return phrase[len(a):]
-    return phrase
-
-
 def soundscapes_vocabulary() -> Vocabulary:
     """The soundscapes corpus's words: per class its label and caption nouns (articles
     dropped), then the families, the backgrounds and :data:`SOUND_ATTRIBUTES`."""
     from clap_jax.data import soundscapes
-    names = []
-    for c in soundscapes.CLASSES:
-        names += [c.label] + [_strip_article(n) for n in c.nouns]
+    names = [t for c in soundscapes.CLASSES for t in c.tags]
     names += list(soundscapes.FAMILIES) + [b.id for b in soundscapes.BACKGROUNDS] + list(SOUND_ATTRIBUTES)
     return Vocabulary(tuple(dict.fromkeys(names)), None, "soundscapes")
 

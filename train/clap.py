@@ -6,7 +6,9 @@ r"""Contrastive training of a CLAP on the soundscapes corpus.
 The audio encoder is the project's HTSAT and the text encoder its RoBERTa, both with small
 configs (the same modules as the converted checkpoints), the tokenizer a byte-level BPE
 trained on the corpus captions. Loss: symmetric InfoNCE over the global batch with a learnable
-logit scale (capped at 100), as CLAP trains. Clips are synthesised on the fly from their index,
+logit scale (capped at 100), as CLAP trains; with ``data.hard_negatives`` each clip's edited
+description (:func:`caption_pair`) joins the texts its audio must rank below its own, and
+``init_from`` fine-tunes a converted model. Clips are synthesised on the fly from their index,
 so the dataset needs no disk and every epoch order is reproducible.
 """
 from __future__ import annotations
@@ -14,6 +16,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import random
+import shutil
 
 import jax
 import jax.numpy as jnp
@@ -86,18 +90,53 @@ def train_tokenizer(cfg: ml_collections.ConfigDict, out_dir: str) -> Tokenizer:
     return Tokenizer.load(out_dir, cfg.tokenizer.max_length)
 
 
-def make_decode(spec: ClapSpec, tokenizer: Tokenizer, text_length: int):
-    """Clip -> fixed-shape arrays: waveform at the model rate and one random caption's tokens."""
+def edited_events(clip: soundscapes.Clip, r: random.Random) -> list[soundscapes.Event]:
+    """``clip``'s events with one edit: one dropped (clips of two or more events, half of the
+    time) or an absent class added at a random time."""
+    events = list(clip.events)
+    if len(events) >= 2 and r.random() < 0.5:
+        del events[r.randrange(len(events))]
+        return events
+    present = {e.class_id for e in events}
+    absent = [c for c in soundscapes.CLASS_IDS if c not in present]
+    onset = r.uniform(0.0, 0.8 * clip.duration)
+    added = absent[r.randrange(len(absent))]
+    return events + [soundscapes.Event(added, onset, min(clip.duration, onset + r.uniform(0.3, 2.0)), 0.0)]
+
+
+def caption_pair(clip: soundscapes.Clip, r: random.Random, tag_prob: float = 0.0) -> tuple[str, str]:
+    """(positive, hard negative) texts for ``clip``; the negative describes
+    :func:`edited_events`. Both have the same form: with probability ``tag_prob`` tag lists
+    (:func:`soundscapes.tag_caption`, the form of concept vocabularies), else sentences (the
+    positive one of the clip's own captions, the negative from :func:`soundscapes.caption_for`).
+    """
+    edited = edited_events(clip, r)
+    if r.random() < tag_prob:
+        return (soundscapes.tag_caption(r, clip.labels), soundscapes.tag_caption(r, [e.class_id for e in edited]))
+    bg_prob = soundscapes.SoundscapeConfig.background_caption_prob
+    return clip.captions[r.randrange(len(clip.captions))], soundscapes.caption_for(r, edited, clip.background, bg_prob)
+
+
+def make_decode(spec: ClapSpec, tokenizer: Tokenizer, text_length: int, tag_prob: float = 0.0,
+                hard_negatives: bool = False):
+    """Clip -> fixed-shape arrays: ``waves`` (samples,) at the model rate, the positive text's
+    ``ids``/``mask`` (text_length,), and with ``hard_negatives`` the negative's
+    ``neg_ids``/``neg_mask`` (see :func:`caption_pair`)."""
     length = spec.audio.clip_samples
+
+    def tokens(text: str, prefix: str) -> dict[str, np.ndarray]:
+        ids, mask = tokenizer([text])
+        ids, mask = ids[0, :text_length], mask[0, :text_length]
+        pad = text_length - len(ids)
+        return {prefix + "ids": np.pad(ids, (0, pad), constant_values=tokenizer.pad_id),
+                prefix + "mask": np.pad(mask, (0, pad))}
 
     def decode(clip: soundscapes.Clip, rng: np.random.Generator) -> dict[str, np.ndarray]:
         wave = clip.audio[:length]
         wave = np.pad(wave, (0, length - len(wave)))
-        ids, mask = tokenizer([clip.captions[int(rng.integers(len(clip.captions)))]])
-        ids, mask = ids[0, :text_length], mask[0, :text_length]
-        pad = text_length - len(ids)
-        return {"waves": wave.astype(np.float32),
-                "ids": np.pad(ids, (0, pad), constant_values=tokenizer.pad_id), "mask": np.pad(mask, (0, pad))}
+        positive, negative = caption_pair(clip, random.Random(int(rng.integers(2**63))), tag_prob)
+        out = {"waves": wave.astype(np.float32), **tokens(positive, "")}
+        return {**out, **tokens(negative, "neg_")} if hard_negatives else out
     return decode
 
 
@@ -109,16 +148,22 @@ def contrastive_loss(spec: ClapSpec):
         del rng
         mel, _ = pipeline.features({"waves": batch["waves"], "longer": None}, spec.audio, chunk)
         a = model.encode_audio(mel)["embedding"]
-        t = model.encode_text(batch["ids"], batch["mask"])["embedding"]
+        ids, mask = batch["ids"], batch["mask"]
+        if "neg_ids" in batch:       # one text encoder pass over positives and negatives
+            ids, mask = jnp.concatenate([ids, batch["neg_ids"]]), jnp.concatenate([mask, batch["neg_mask"]])
+        t = model.encode_text(ids, mask)["embedding"]
         a = a / jnp.linalg.norm(a, axis=-1, keepdims=True)
         t = t / jnp.linalg.norm(t, axis=-1, keepdims=True)
         scale = jnp.exp(jnp.minimum(model.logit_scale_a[...], max_scale))
-        logits = scale * a @ t.T
-        labels = jnp.arange(logits.shape[0])
+        logits = scale * a @ t.T                     # (B, B) or (B, 2B): negatives only compete for audio
+        b = a.shape[0]
+        labels = jnp.arange(b)
         ce = optax.softmax_cross_entropy_with_integer_labels
-        value = 0.5 * (ce(logits, labels).mean() + ce(logits.T, labels).mean())
-        acc = (jnp.argmax(logits, axis=1) == labels).mean()
-        return value, {"batch_accuracy": acc, "logit_scale": scale}
+        value = 0.5 * (ce(logits, labels).mean() + ce(logits[:, :b].T, labels).mean())
+        metrics = {"batch_accuracy": (jnp.argmax(logits[:, :b], axis=1) == labels).mean(), "logit_scale": scale}
+        if "neg_ids" in batch:       # how often the clip's own text beats its edited one
+            metrics["negative_accuracy"] = (logits[labels, labels] > logits[labels, labels + b]).mean()
+        return value, metrics
     return loss
 
 
@@ -147,12 +192,27 @@ def evaluate(model: api.Clap, single, multi, batch_size: int = 64) -> dict[str, 
             "text_to_audio_r1": float((ranks == np.arange(len(multi))).mean())}
 
 
+def initial_model(spec: ClapSpec, init_from: str | None, seed: int) -> ClapModel:
+    """A freshly initialised model, or the weights of the converted directory ``init_from``
+    (fine-tuning; its spec must be the one the config builds)."""
+    if not init_from:
+        return ClapModel(spec.model, rngs=nnx.Rngs(seed))
+    found = checkpoint.read_spec(init_from)
+    if found.model != spec.model or found.audio != spec.audio:
+        raise ValueError(f"init_from={init_from}: its spec.json does not match the config's model/front end:\n"
+                         f"  found  {found.model}, {found.audio}\n  config {spec.model}, {spec.audio}")
+    return checkpoint.restore_params(os.path.join(init_from, checkpoint.PARAMS_DIR), checkpoint.abstract_model(spec))
+
+
 def run(cfg: ml_collections.ConfigDict, workdir: str, export: str | None = None) -> api.Clap:
     tok_dir = os.path.join(workdir, "tokenizer")
+    init_from = cfg.get("init_from") or None
+    if init_from and not os.path.exists(os.path.join(tok_dir, "vocab.json")):
+        shutil.copytree(os.path.join(init_from, "tokenizer"), tok_dir, dirs_exist_ok=True)
     tokenizer = (Tokenizer.load(tok_dir, cfg.tokenizer.max_length) if os.path.exists(os.path.join(tok_dir, "vocab.json"))
                  else train_tokenizer(cfg, tok_dir))
     spec = build_spec(cfg, tokenizer.tok.get_vocab_size())
-    model = ClapModel(spec.model, rngs=nnx.Rngs(cfg.seed))
+    model = initial_model(spec, init_from, cfg.seed)
     model.train()
     single, multi = evaluation_sets(cfg)
 
@@ -161,7 +221,8 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, export: str | None = None)
         return evaluate(api.Clap(spec, m, tokenizer), single, multi)
 
     loader = Loader(SoundscapesSource(cfg.data.seed, cfg.data.train_clips, cfg.frontend.sample_rate, cfg.data.duration),
-                    make_decode(spec, tokenizer, cfg.data.text_length), cfg.batch_size, seed=cfg.data.seed,
+                    make_decode(spec, tokenizer, cfg.data.text_length, cfg.data.get("tag_caption_prob", 0.0),
+                                cfg.data.get("hard_negatives", False)), cfg.batch_size, seed=cfg.data.seed,
                     process_index=jax.process_index(), process_count=jax.process_count(), workers=cfg.data.workers)
     task = loop.Task(model=model, loss=contrastive_loss(spec), evaluate=evaluate_model)
     trained = loop.train(cfg, task, loader, workdir)

@@ -84,6 +84,7 @@ __all__ = [
     "Event",
     "SoundClass",
     "SoundscapeConfig",
+    "caption_for",
     "class_index",
     "clip_id_for",
     "fold_for",
@@ -93,6 +94,7 @@ __all__ = [
     "iter_clips",
     "split_for",
     "stft",
+    "tag_caption",
 ]
 
 F32 = np.float32
@@ -141,6 +143,19 @@ class SoundClass:
     def index(self) -> int:
         """Position in :data:`CLASSES` (the ESC-50 style ``target``)."""
         return class_index(self.id)
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        """Tag-style names: the label, then the caption nouns without articles ("high beep",
+        "high-pitched beep", ...); the class's part of the soundscapes concept vocabulary."""
+        return tuple(dict.fromkeys((self.label,) + tuple(_strip_article(n) for n in self.nouns)))
+
+
+def _strip_article(phrase: str) -> str:
+    for a in ("a ", "an ", "the "):
+        if phrase.startswith(a):
+            return phrase[len(a):]
+    return phrase
 
 
 def _c(id, label, family, duration, synth, nouns, clauses, tonal=False, **params):
@@ -1688,6 +1703,23 @@ def _caption(r: random.Random, groups, background: Background | None, bg_prob: f
         text += _pick(r, background.suffixes)
     text = text[0].upper() + text[1:]
     return text + "." if r.random() < 0.5 else text
+
+
+def caption_for(r: random.Random, events: Sequence[Event], background: str | None = None,
+                bg_prob: float = 0.0) -> str:
+    """One everyday-language caption of ``events`` (any events, e.g. a subset of a clip's),
+    drawn with ``r`` like a clip's own captions; ``background`` (an id of
+    :data:`BACKGROUNDS`) is mentioned with probability ``bg_prob``."""
+    bg = None if background is None else next(b for b in BACKGROUNDS if b.id == background)
+    return _caption(r, _groups(sorted(events, key=lambda e: (e.onset, e.offset))), bg, bg_prob)
+
+
+def tag_caption(r: random.Random, class_ids: Sequence[str]) -> str:
+    """A tag-list text for ``class_ids``: one of each class's :attr:`SoundClass.tags`,
+    shuffled, comma-separated ("rain, short electronic beep")."""
+    tags = [_pick(r, get_class(c).tags) for c in class_ids]
+    r.shuffle(tags)
+    return ", ".join(tags)
 
 
 def _captions(r: random.Random, events: list[Event], background: Background | None,
