@@ -26,9 +26,12 @@ from flax import nnx
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
 
-from train import clap, loop  # noqa: E402  (also defines --config, the training config file)
+from ml_collections import config_flags  # noqa: E402
+
+from train import clap, loop  # noqa: E402
 
 FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file("config", None, "Training config (configs/clap_soundscapes.py).", lock_config=True)
 flags.DEFINE_integer("batch_size", 32, "Global batch size.")
 flags.DEFINE_integer("steps", 5, "Timed steps per side (after one warm-up step).")
 flags.DEFINE_bool("header", False, "Print the table header first.")

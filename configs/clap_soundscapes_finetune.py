@@ -4,7 +4,7 @@ so that every event of a mixture is encoded and bare concept names embed well.
     python -m train.clap --config=configs/clap_soundscapes_finetune.py --workdir=runs/soundscapes-small-ft \
         --export=clap_jax/bundled/soundscapes-small
 
-Two changes to the data, none to the model: a third of the texts are tag lists ("rain, beep"),
+Two changes to the data, none to the model: 30% of the texts are tag lists ("rain, beep"),
 the form of concept vocabularies, and every clip brings a hard negative, its own description
 with one event dropped or an absent one added, so that a quiet beep under rain changes the
 embedding (train.clap.caption_pair).

@@ -31,6 +31,8 @@ def test_tags_name_one_class_each():
         for t in c.tags:
             assert owners.setdefault(t, c.id) == c.id, (t, owners[t], c.id)
     assert S.get_class("high_beep").tags[:2] == ("high beep", "high-pitched beep")
+    with pytest.raises(ValueError, match="unknown background 'moon'"):
+        S.caption_for(random.Random(0), [], "moon")
 
 
 def test_edited_events_differ_by_exactly_one_class(clips):

@@ -233,9 +233,14 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, export: str | None = None)
 
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file("config", None, "Training config (a configs/*.py file).", lock_config=True)
-flags.DEFINE_string("workdir", None, "Checkpoints, metrics.jsonl and the tokenizer go here; rerun to resume.")
-flags.DEFINE_string("export", None, "Write the trained model as a converted directory here.")
+
+
+def _define_flags():
+    """The CLI's flags (defined only when run as a script, so that importing this module does
+    not claim ``--config``)."""
+    config_flags.DEFINE_config_file("config", None, "Training config (a configs/*.py file).", lock_config=True)
+    flags.DEFINE_string("workdir", None, "Checkpoints, metrics.jsonl and the tokenizer go here; rerun to resume.")
+    flags.DEFINE_string("export", None, "Write the trained model as a converted directory here.")
 
 
 def main(argv):
@@ -250,5 +255,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    _define_flags()
     flags.mark_flags_as_required(["config", "workdir"])
     app.run(main)

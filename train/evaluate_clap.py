@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 
 from absl import app, flags
+from ml_collections import config_flags
 
 import clap_jax
-from train import clap   # defines --config
+from train import clap
 
 FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file("config", None, "Training config (configs/clap_soundscapes.py).", lock_config=True)
 flags.DEFINE_string("model", "soundscapes-small", "Converted model directory or bundled name.")
 
 

@@ -1710,7 +1710,10 @@ def caption_for(r: random.Random, events: Sequence[Event], background: str | Non
     """One everyday-language caption of ``events`` (any events, e.g. a subset of a clip's),
     drawn with ``r`` like a clip's own captions; ``background`` (an id of
     :data:`BACKGROUNDS`) is mentioned with probability ``bg_prob``."""
-    bg = None if background is None else next(b for b in BACKGROUNDS if b.id == background)
+    known = {b.id: b for b in BACKGROUNDS}
+    if background is not None and background not in known:
+        raise ValueError(f"unknown background {background!r}; expected one of {sorted(known)}")
+    bg = None if background is None else known[background]
     return _caption(r, _groups(sorted(events, key=lambda e: (e.onset, e.offset))), bg, bg_prob)
 
 
