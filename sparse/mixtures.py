@@ -19,19 +19,21 @@ rain; "high beep", "low tone" and "beep tone" name a (mid) beep.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import sys
 
 import numpy as np
 from absl import app, flags
 
 from clap_jax.data import soundscapes
-from sparse import dictionary, embed
+from sparse import datasets, dictionary, embed
 from sparse.decompose import decompose
 from sparse.evaluate import PROMPT
 
 PAIRS = ("low_beep+rain", "mid_beep+rain", "high_beep+rain", "alarm_beeping+rain")
 
 
+@functools.lru_cache(maxsize=None)
 def related_tags(class_id: str) -> frozenset[str]:
     """The tags of ``class_id`` and of the classes whose label ends in the same word."""
     head = soundscapes.get_class(class_id).label.split()[-1]
@@ -66,19 +68,24 @@ def pair_clips(pair: tuple[str, str], clips: int, seed: int = 40000, sample_rate
                                  sample_rate=sample_rate, duration=duration)[0] for i in range(clips)]
 
 
+def dense_top_labels(model, z: np.ndarray, k: int = 5) -> list[list[str]]:
+    """The labels of the k soundscapes classes nearest each embedding of ``z`` (n, d) by
+    zero-shot similarity ("This is a sound of {label}.")."""
+    labels = [c.label for c in soundscapes.CLASSES]
+    prompts = dictionary.normalize(model.embed_text([PROMPT.format(label) for label in labels]))
+    order = np.argsort(-(dictionary.normalize(z) @ prompts.T), axis=1)[:, :k]
+    return [[labels[j] for j in row] for row in order]
+
+
 def evaluate_pairs(model, concepts: dictionary.ConceptDictionary, pairs, lams, clips: int = 20, k: int = 5,
                    seed: int = 40000) -> list[PairResult]:
     """The table's rows (see the module docstring) for ``model`` and its ``concepts``."""
-    classes = list(soundscapes.CLASS_IDS)
-    prompts = dictionary.normalize(model.embed_text([PROMPT.format(soundscapes.get_class(c).label)
-                                                     for c in classes]))
     sr = model.spec.audio.spectrogram.sample_rate
     rows = []
     for pair in pairs:
         cs = pair_clips(pair, clips, seed, sr, model.spec.audio.clip_samples / sr)
         z = model.embed_audio([c.audio for c in cs], sr)
-        order = np.argsort(-(dictionary.normalize(z) @ prompts.T), axis=1)[:, :k]
-        dense = _fractions([[soundscapes.get_class(classes[j]).label for j in row] for row in order], pair)
+        dense = _fractions(dense_top_labels(model, z, k), pair)
         for lam in lams:
             dec = decompose(concepts, z, lam)
             top = [[n for n, _ in t] for t in dec.top(k)]
@@ -91,18 +98,13 @@ def event_recall(model, concepts: dictionary.ConceptDictionary, lams, clips: int
     """Fraction of the events of ``clips`` corpus clips (1-3 events, seed ``seed``) that their
     top-k concepts name, per λ, and that the dense top-k zero-shot classes name."""
     sr = model.spec.audio.spectrogram.sample_rate
-    cs = soundscapes.generate(seed, clips, sample_rate=sr, duration=model.spec.audio.clip_samples / sr, stft=None)
-    z = np.concatenate([model.embed_audio([c.audio for c in cs[i:i + 50]], sr) for i in range(0, len(cs), 50)])
-    classes = list(soundscapes.CLASS_IDS)
-    prompts = dictionary.normalize(model.embed_text([PROMPT.format(soundscapes.get_class(c).label)
-                                                     for c in classes]))
-    order = np.argsort(-(dictionary.normalize(z) @ prompts.T), axis=1)[:, :k]
+    data = datasets.soundscapes_records(seed, clips, sr, model.spec.audio.clip_samples / sr, single_event=False)
+    z = embed.embed_records(model, data.records, batch_size=50)
 
     def recall(top_names):
-        hits = [any(names(n, e) for n in t) for t, c in zip(top_names, cs) for e in c.labels]
-        return float(np.mean(hits))
-    dense = recall([[soundscapes.get_class(classes[j]).label for j in row] for row in order])
-    return {lam: recall([[n for n, _ in t] for t in decompose(concepts, z, lam).top(k)]) for lam in lams}, dense
+        return float(np.mean([any(names(n, e) for n in t) for t, r in zip(top_names, data.records) for e in r.labels]))
+    by_lam = {lam: recall([[n for n, _ in t] for t in decompose(concepts, z, lam).top(k)]) for lam in lams}
+    return by_lam, recall(dense_top_labels(model, z, k))
 
 
 def table(rows: list[PairResult], k: int = 5) -> str:
