@@ -52,15 +52,16 @@ def _ours(cfg, waves, ids, mask):
     model = clap.ClapModel(spec.model, rngs=nnx.Rngs(0))
     model.train()
     tx = loop.make_optimizer(cfg)
-    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    task = loop.Task(model=model, loss=clap.contrastive_loss(spec))
+    graphdef, frozen, params, rest = nnx.split(model, task.frozen, task.trainable, ...)
     state = {"params": params, "rest": rest, "opt_state": tx.init(params), "rng": jax.random.key(0),
-             "step": jnp.zeros((), jnp.int32)}
-    step = jax.jit(loop._train_step(graphdef, tx, clap.contrastive_loss(spec)), donate_argnums=0)
+             "step": jnp.zeros((), jnp.int32), "plateau": loop.plateau_init()}
+    step = jax.jit(loop._train_step(graphdef, tx, task), donate_argnums=0)
     batch = {"waves": jnp.asarray(waves), "ids": jnp.asarray(ids), "mask": jnp.asarray(mask)}
     holder = {"state": state}
 
     def run():
-        holder["state"], metrics = step(holder["state"], batch)
+        holder["state"], metrics = step(holder["state"], frozen, batch)
         jax.block_until_ready(metrics["loss"])
     return run, sum(x.size for x in jax.tree.leaves(params))
 

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from clap_jax import audio, checkpoint, pipeline
+from clap_jax import audio, checkpoint, frontend, pipeline
 from clap_jax.models.clap import ClapModel
 from clap_jax.spec import ClapSpec
 from clap_jax.tokenizer import Tokenizer
@@ -55,6 +55,30 @@ class Clap:
             with jax.default_matmul_precision("highest"):
                 return nnx.merge(self.graphdef, state).encode_text(ids, mask)["embedding"]
         return run
+
+    def audio_features_from_magnitude(self, mag: jnp.ndarray) -> jnp.ndarray:
+        """Pure: linear STFT magnitude (B, frames, n_freq) of prepared clips -> the audio encoder's
+        input (B, 1, frames, n_mels) (dB log-mel with the model's bank). Fusion models (whose
+        input mixes whole-clip and cropped mels) are refused: explain their unfused siblings."""
+        if self.spec.audio.fusion:
+            raise ValueError("fusion CLAP models have no single-spectrogram input to mask; "
+                             "use an unfused checkpoint (630k-audioset-best.pt, clap-htsat-unfused)")
+        return frontend.log_mel_from_magnitude(mag, self.spec.audio.spectrogram)[:, None]
+
+    def apply_audio(self, state, features: jnp.ndarray) -> dict:
+        """Pure: parameters + encoder input (B, C, frames, n_mels) -> ``embedding`` (B, joint_dim),
+        normalised as :meth:`embed_audio` returns it, ``features`` (the encoder's pooled output) and
+        its intermediate representations: CNN14 ``blocks`` (six NHWC maps) for Microsoft CLAP 2022,
+        HTSAT ``tokens`` and ``stages`` (four NHWC token grids) for the others."""
+        out = dict(nnx.merge(self.graphdef, state).encode_audio(features, None))
+        if self.spec.normalize_embeddings:
+            out["embedding"] = _normalize(out["embedding"])
+        return out
+
+    def magnitude(self, waves: jnp.ndarray) -> jnp.ndarray:
+        """Pure: prepared clips (B, clip_samples) -> linear STFT magnitude (B, frames, n_freq)."""
+        cfg = self.spec.audio.spectrogram
+        return frontend.magnitude(frontend.stft(waves, cfg), cfg.magnitude_eps)
 
     def _out(self, emb: jnp.ndarray) -> np.ndarray:
         return np.asarray(_normalize(emb) if self.spec.normalize_embeddings else emb)

@@ -42,6 +42,11 @@ class Classifier:
         """Pure: linear STFT magnitude (B, frames, n_freq) -> input features (B, 1, frames, n_mels)."""
         return frontend.log_mel_from_magnitude(mag, self.spec.audio.spectrogram)[:, None]
 
+    def magnitude(self, waves: jnp.ndarray) -> jnp.ndarray:
+        """Pure: prepared clips (B, clip_samples) -> linear STFT magnitude (B, frames, n_freq)."""
+        cfg = self.spec.audio.spectrogram
+        return frontend.magnitude(frontend.stft(waves, cfg), cfg.magnitude_eps)
+
     @functools.cached_property
     def _fn(self):
         cfg = self.spec.audio

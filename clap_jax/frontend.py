@@ -5,8 +5,9 @@ mask there and differentiate through the mel bank and the log into an encoder::
 
         spec = stft(wave, cfg)                     # (B, frames, n_freq) complex
         mag = jnp.abs(spec)                        # (B, frames, n_freq) linear magnitude
-        logmel = log_mel_from_magnitude(mag * mask, cfg)   # (B, frames, n_mels) dB
-        audio = istft(mask * mag * phase(spec), cfg, length)   # listenable, original phase
+        masked = apply_mask(mag, mask, "log1p")    # expm1(M log1p|X|), or M |X| ("linear")
+        logmel = log_mel_from_magnitude(masked, cfg)      # (B, frames, n_mels) dB or log1p
+        audio = istft(masked * phase(spec), cfg, length)  # listenable, original phase
 
 Frame convention (all references here): centred frames, frame k covers samples
 [k*hop - n_fft/2, k*hop + n_fft/2), padding at both ends (reflect; SpeechBrain: zeros), so a
@@ -26,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 
+import jax
 import jax.numpy as jnp
 import librosa
 import numpy as np
@@ -165,9 +167,30 @@ def phase(spec: jnp.ndarray) -> jnp.ndarray:
     return jnp.where(mag > 0, spec / jnp.where(mag > 0, mag, 1.0), 1.0 + 0j)
 
 
+@jax.custom_jvp
+def _log10_floor(power: jnp.ndarray, amin: float) -> jnp.ndarray:
+    """log10(max(P, amin)) with the gradient of log10(P + amin).
+
+    The value is the references' hard floor, so features stay equal to theirs. The hard floor's
+    gradient is 0 wherever P < amin, which would silently freeze an explanation mask in bins it
+    has pushed below the floor (and ``d/dP log10 P`` alone explodes as P -> 0). The soft
+    gradient 1 / (ln10 (P + amin)) is never 0 and is bounded by 1 / (ln10 amin).
+    """
+    return jnp.log10(jnp.maximum(power, amin))
+
+
+@_log10_floor.defjvp
+def _log10_floor_jvp(primals, tangents):
+    power, amin = primals
+    return _log10_floor(power, amin), tangents[0] / (np.log(10.0) * (power + amin))
+
+
 def power_to_db(power: jnp.ndarray, cfg: SpectrogramConfig) -> jnp.ndarray:
-    """10 log10(max(P, amin)) - 10 log10(max(amin, ref)), optionally floored at max - top_db."""
-    db = 10.0 * jnp.log10(jnp.maximum(power, cfg.amin))
+    """10 log10(max(P, amin)) - 10 log10(max(amin, ref)), optionally floored at max - top_db.
+
+    Differentiable everywhere: below ``amin`` the gradient is that of 10 log10(P + amin) (see
+    :func:`_log10_floor`), not the hard floor's 0."""
+    db = 10.0 * _log10_floor(power, cfg.amin)
     db = db - 10.0 * np.log10(max(cfg.amin, cfg.ref))
     if cfg.top_db is not None:
         db = jnp.maximum(db, db.max(axis=(-2, -1), keepdims=True) - cfg.top_db)
@@ -190,6 +213,24 @@ def log_mel_from_magnitude(mag: jnp.ndarray, cfg: SpectrogramConfig) -> jnp.ndar
     if cfg.compression == "log1p":
         return jnp.log1p(mel)
     raise ValueError(f"compression must be 'db' or 'log1p', got {cfg.compression!r}")
+
+
+MASK_DOMAINS = ("log1p", "linear")
+
+
+def apply_mask(mag: jnp.ndarray, mask: jnp.ndarray, domain: str = "log1p") -> jnp.ndarray:
+    """A mask (..., frames, n_freq) in [0, 1] applied to a linear magnitude of the same shape;
+    returns a linear magnitude, ready for :func:`log_mel_from_magnitude` or :func:`istft`.
+
+    ``domain="log1p"`` (the L-MAC recipe): the mask multiplies log1p|X|, so the result is
+    expm1(M log1p|X|); ``"linear"`` (the paper's wording): M |X|. Masked-out audio is
+    ``apply_mask(mag, 1 - mask, domain)``. Both are smooth in M, with finite gradients at 0 and 1.
+    """
+    if domain == "log1p":
+        return jnp.expm1(mask * jnp.log1p(mag))
+    if domain == "linear":
+        return mask * mag
+    raise ValueError(f"mask domain must be one of {MASK_DOMAINS}, got {domain!r}")
 
 
 def log_mel(x: jnp.ndarray, cfg: SpectrogramConfig, center: bool = True) -> jnp.ndarray:

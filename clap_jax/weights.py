@@ -85,6 +85,10 @@ def _leaves(module: nnx.Module) -> dict[str, tuple[str, Callable[[np.ndarray], n
         # ``Conv1D`` does (``clap_jax.models.gpt2.Conv1D``); nn.Linear stores (out, in).
         in_out = getattr(module, "torch_weight_layout", "out_in") == "in_out"
         return {"kernel": ("weight", same if in_out else lambda a: a.T), "bias": ("bias", same)}
+    if getattr(module, "torch_layout", None) == "conv_transpose":
+        # A transposed convolution that declares PyTorch's ConvTranspose2d layout (lmac.decoders):
+        # (in, out, kh, kw) -> (kh, kw, in, out), unflipped.
+        return {"kernel": ("weight", lambda a: a.transpose(2, 3, 0, 1)), "bias": ("bias", same)}
     if isinstance(module, nnx.Conv):
         return {"kernel": ("weight", lambda a: a.transpose(2, 3, 1, 0)), "bias": ("bias", same)}
     if isinstance(module, nnx.LayerNorm):

@@ -18,7 +18,10 @@ def get_config() -> ml_collections.ConfigDict:
     c.init_from = ""               # a converted model directory to fine-tune instead of a fresh init
     c.distributed = False          # True: jax.distributed.initialize() (multi-host; arguments from the cluster)
     c.optim = ml_collections.ConfigDict(dict(
-        name="adamw", learning_rate=1e-3, warmup_steps=200, schedule="cosine", weight_decay=0.01, grad_clip=1.0))
+        name="adamw", learning_rate=1e-3, warmup_steps=200, schedule="cosine", weight_decay=0.01, grad_clip=1.0,
+        # The bundled model was trained decaying every parameter (logit scale included); () keeps
+        # that. train.loop.NO_DECAY (biases, norm scales, logit scales) is the loop's default.
+        no_decay=()))
     c.data = ml_collections.ConfigDict(dict(
         seed=0, train_clips=200_000, eval_seed=10_000, eval_clips=300, duration=5.0, text_length=32, workers=2,
         tag_caption_prob=0.0,      # share of texts given as tag lists ("rain, beep") instead of sentences

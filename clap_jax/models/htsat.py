@@ -160,9 +160,13 @@ class Stage(nnx.Module):
         self.downsample = None if last else PatchMerging(dim, cfg.layer_norm_eps, dtype=dtype, rngs=rngs)
 
     def __call__(self, x):
+        return self.features(x)[1]
+
+    def features(self, x):
+        """(B, H, W, C) -> (the stage's own output before merging (B, H, W, C), the next stage's input)."""
         for blk in self.blocks:
             x = blk(x)
-        return x if self.downsample is None else self.downsample(x)
+        return x, (x if self.downsample is None else self.downsample(x))
 
 
 class ConvBN(nnx.Module):
@@ -253,11 +257,19 @@ class HTSAT(nnx.Module):
         return img.transpose(0, 2, 3, 1)
 
     def __call__(self, mel: jnp.ndarray, longer: jnp.ndarray | None = None) -> dict[str, jnp.ndarray]:
-        """Returns ``embedding`` (B, num_features) and ``tokens`` (B, 8, 8, num_features)."""
+        """Returns ``embedding`` (B, num_features), ``tokens`` (B, 8, 8, num_features) (the last
+        stage, final LayerNorm applied) and ``stages``: the four stage outputs before patch merging
+        (Swin's feature pyramid), NHWC token grids (B, G / 2^k, G / 2^k, embed_dim * 2^k) with
+        G = spec_size / patch_size; ``stages[-1]`` is ``tokens`` before the final norm. A token
+        grid is laid out as the folded image (see :meth:`to_image`): row = chunk * n_mels / (patch
+        * 2^k) + mel token, column = time token within the chunk; ``lmac.decoders`` unfolds it.
+        """
         x = self.bn0(mel.astype(jnp.float32))           # normalises the mel axis (last)
         x = self.to_image(x).astype(self.dtype)
         x = self.patch_embed(x, longer)
+        stages = []
         for stage in self.layers:
-            x = stage(x)
+            out, x = stage.features(x)
+            stages.append(out)
         tokens = self.norm(x)
-        return {"embedding": tokens.mean(axis=(1, 2)).astype(jnp.float32), "tokens": tokens}
+        return {"embedding": tokens.mean(axis=(1, 2)).astype(jnp.float32), "tokens": tokens, "stages": stages}
