@@ -40,8 +40,8 @@ def forward(classifier, decoder, mag: jnp.ndarray, spectrogram: SpectrogramConfi
     mask_logits = decoder(decoder_inputs(clean["blocks"]))
     mask = jax.nn.sigmoid(mask_logits)
     cropped = mag[:, :mask.shape[1]]
-    logits_in = classifier(features(frontend.apply_mask(cropped, mask, domain), spectrogram))["logits"]
-    logits_out = classifier(features(frontend.apply_mask(cropped, 1.0 - mask, domain), spectrogram))["logits"]
+    both = jnp.concatenate([frontend.apply_mask(cropped, mask, domain), frontend.apply_mask(cropped, 1.0 - mask, domain)])
+    logits_in, logits_out = jnp.split(classifier(features(both, spectrogram))["logits"], 2)   # one 2B pass
     return {"mask": mask, "mask_logits": mask_logits, "logits_clean": clean["logits"],
             "logits_in": logits_in, "logits_out": logits_out}
 
