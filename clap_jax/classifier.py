@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from clap_jax import audio, checkpoint, frontend, pipeline
+from clap_jax import api, audio, checkpoint, frontend, pipeline
 from clap_jax.models.cnn14 import Cnn14
 from clap_jax.spec import ClassifierSpec
 
@@ -78,8 +78,13 @@ class Classifier:
         return np.asarray(act(logits))
 
 
-def load_classifier(directory: str, dtype=jnp.float32) -> Classifier:
-    """Loads a converted classifier directory (``--source=panns|speechbrain``) without torch."""
+def load_classifier(name_or_dir: str, dtype=jnp.float32) -> Classifier:
+    """Loads a converted classifier directory (``--source=panns|speechbrain``, or one written by
+    ``train.classifier``) or the name of a bundled classifier (``"soundscapes-cnn14"``, resolved in
+    :data:`clap_jax.api.BUNDLED_DIR` as :func:`clap_jax.load` resolves names) without torch."""
+    directory = name_or_dir
+    if not os.path.isdir(directory) and os.path.isdir(os.path.join(api.BUNDLED_DIR, name_or_dir)):
+        directory = os.path.join(api.BUNDLED_DIR, name_or_dir)
     spec = checkpoint.read_spec(directory, ClassifierSpec)
     model = checkpoint.restore_params(os.path.join(directory, checkpoint.PARAMS_DIR),
                                       checkpoint.abstract_classifier(spec, dtype))

@@ -80,7 +80,7 @@ class ClapSpec:
 
 @dataclasses.dataclass(frozen=True)
 class ClassifierSpec:
-    """A converted CNN14 classifier (``source``: panns or speechbrain). ``activation`` turns logits
+    """A converted CNN14 classifier (``source``: panns, speechbrain, or clap-jax for one trained here). ``activation`` turns logits
     into probabilities: ``sigmoid`` (PANNs' multi-label AudioSet tagging) or ``softmax``
     (SpeechBrain's ESC-50 classifier). ``labels`` are the class names when the checkpoint came
     with them."""

@@ -1,4 +1,4 @@
-"""Tests of the synthetic soundscapes corpus and its ESC-50 / Clotho export (quick, numpy only)."""
+"""Tests of the synthetic soundscapes corpus and its ESC-50 / Clotho export (quick)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from clap_jax import frontend
 from clap_jax.data import export as ex
 from clap_jax.data import soundscapes as S
 
@@ -151,7 +152,7 @@ def test_stft_matches_librosa():
 
 
 def test_event_masks_match_full_stft_reference():
-    """The batched, cropped mask computation equals a plain per-component full STFT."""
+    """The mask computation equals a plain per-component full STFT (the corpus grid)."""
     rng = np.random.default_rng(1)
     n = 2 * SR
     spans = [(0, 9000), (5000, 20000), (25000, n)]  # touches both clip edges
@@ -159,9 +160,7 @@ def test_event_masks_match_full_stft_reference():
     for i, (a, b) in enumerate(spans):
         comps[i, a:b] = rng.standard_normal(b - a) * np.hanning(b - a) * (i + 1)
     comps[3] = 0.3 * rng.standard_normal(n)  # background
-    half = N_FFT // 2
-    padded = S._reflect_pad(np.pad(comps, ((0, 0), (half, half))), half)
-    got = S._event_masks(padded, spans, 3, N_FFT, HOP, -30.0)
+    got = S._event_masks(comps, spans, 3, S.mask_grid((N_FFT, HOP), SR), -30.0)
     mags = np.abs(S.stft(comps, N_FFT, HOP))
     for i, (start, stop, crop) in enumerate(got):
         others = mags.sum(0) - mags[i]
@@ -170,6 +169,94 @@ def test_event_masks_match_full_stft_reference():
         full[start:stop] = crop
         assert (full != ref).mean() < 1e-4  # float32 rounding at the threshold only
         assert not ref[:start].any() and not ref[stop:].any()
+
+
+# The SpeechBrain L-MAC recipe's grid (clap_jax.convert.speechbrain_spec): Hamming of 372
+# samples in n_fft 1024, hop 186, zero padding.
+SB_GRID = frontend.SpectrogramConfig(sample_rate=SR, n_fft=1024, win_length=372, hop_length=186, n_mels=80,
+                                     fmin=0.0, fmax=8000.0, mel_scale="speechbrain", mel_norm=None,
+                                     pad_mode="constant", window="hamming", mel_exponent=1.0,
+                                     compression="log1p", magnitude_eps=1e-14)
+
+
+def _numpy_stft(x, n_fft, win_length, hop, window, pad_mode):
+    """An independent reference STFT (numpy/scipy): centred frames, window centred in n_fft."""
+    from scipy.signal import get_window
+    win = np.zeros(n_fft)
+    off = (n_fft - win_length) // 2
+    win[off:off + win_length] = get_window(window, win_length, fftbins=True)
+    padded = np.pad(x.astype(np.float64), ((0, 0), (n_fft // 2, n_fft // 2)), mode=pad_mode)
+    idx = hop * np.arange(1 + x.shape[-1] // hop)[:, None] + np.arange(n_fft)
+    return np.fft.rfft(padded[:, idx] * win, axis=-1)
+
+
+def test_event_masks_on_a_classifier_grid_match_reference():
+    """Masks on SpeechBrain's grid are the dominance rule on that grid's own STFT (window,
+    win_length, hop, zero padding), not on the corpus' Hann/reflect one."""
+    rng = np.random.default_rng(2)
+    n = 2 * SR
+    spans = [(0, 7000), (9000, 21000)]
+    comps = np.zeros((3, n), np.float32)
+    for i, (a, b) in enumerate(spans):
+        comps[i, a:b] = rng.standard_normal(b - a) * np.hanning(b - a) * (i + 1)
+    comps[2] = 0.2 * rng.standard_normal(n)
+    got = S._event_masks(comps, spans, 2, SB_GRID, -30.0)
+    mags = np.abs(_numpy_stft(comps, 1024, 372, 186, "hamming", "constant"))
+    assert mags.shape[1:] == (SB_GRID.num_frames(n), SB_GRID.n_freq)
+    for i, (start, stop, crop) in enumerate(got):
+        ref = (mags[i] > mags.sum(0) - mags[i]) & (mags[i] >= 10 ** (-30 / 20) * mags[i].max())
+        full = np.zeros_like(ref)
+        full[start:stop] = crop
+        assert ref.any() and (full != ref).mean() < 1e-4
+    hann = S._event_masks(comps, spans, 2, S.mask_grid((1024, 186), SR), -30.0)
+    assert any(not np.array_equal(a[2], b[2]) for a, b in zip(got, hann))   # the grid matters
+
+
+@pytest.mark.parametrize("index", [0, 1, 2])
+def test_audio_does_not_depend_on_the_mask_grid(index):
+    """The same (seed, index) with masks on two grids (and none): bit-identical audio, same
+    events and captions; masks of each grid's shape."""
+    grids = [(N_FFT, HOP), SB_GRID, None]
+    clips = [S.generate_clip(31, index, duration=3.0, stft=g) for g in grids]
+    for c in clips[1:]:
+        assert np.array_equal(c.audio, clips[0].audio) and c.audio.dtype == clips[0].audio.dtype
+        assert c.captions == clips[0].captions and c.labels == clips[0].labels
+        assert [(e.onset, e.offset, e.level_db) for e in c.events] == \
+            [(e.onset, e.offset, e.level_db) for e in clips[0].events]
+    n = len(clips[0].audio)
+    assert clips[0].event_masks().shape == (len(clips[0].events), 1 + n // HOP, N_FFT // 2 + 1)
+    assert clips[1].event_masks().shape == (len(clips[1].events), SB_GRID.num_frames(n), SB_GRID.n_freq)
+    assert clips[1].stft == (1024, 186) and clips[1].grid == SB_GRID
+
+
+def test_ground_truth_on_another_grid():
+    """ground_truth(clip, cfg) regenerates the masks on cfg's grid: equal to generating with
+    stft=cfg; True where the event sounds, False before its onset."""
+    clip = S.generate_clip(32, 4, duration=3.0, single_event=True)            # default grid
+    direct = S.generate_clip(32, 4, duration=3.0, single_event=True, stft=SB_GRID)
+    masks = S.ground_truth(clip, SB_GRID)
+    n = len(clip.audio)
+    assert masks.dtype == bool and masks.shape == (1, SB_GRID.num_frames(n), SB_GRID.n_freq)
+    assert np.array_equal(masks, direct.event_masks()) and np.array_equal(masks, clip.event_masks(SB_GRID))
+    assert np.array_equal(S.ground_truth(clip), clip.event_masks()) and clip.event_masks().shape[1] == 1 + n // HOP
+    with pytest.raises(ValueError, match="stft=None"):
+        S.ground_truth(S.generate_clip(32, 4, duration=3.0, stft=None))
+    steady = ("white_noise", "organ_chord", "siren_wail", "rain", "engine_idling")   # no silent gaps
+    for c in [S.generate_clip(33, i, duration=3.0, single_event=True, background=bg, classes=steady, stft=SB_GRID)
+              for i, bg in [(0, True), (1, False), (2, True), (3, False), (4, True), (5, True)]]:
+        (e,) = c.events
+        m = c.event_masks()[0]
+        a, b = _samples(e)
+        before = (a - 1024 // 2) // 186            # frames ending at or before the onset
+        after = -(-(b + 1024 // 2) // 186)         # frames starting at or after the offset
+        assert not m[:max(0, before)].any() and not m[after:].any(), c.clip_id
+        inside = m[-(-a // 186):b // 186 + 1]      # frames centred inside the event
+        assert inside.any(axis=1).mean() > 0.9, (c.clip_id, e.class_id)
+
+
+def test_mask_grid_must_match_the_clip_rate():
+    with pytest.raises(ValueError, match="Hz"):
+        S.SoundscapeConfig(sample_rate=32000, stft=SB_GRID)
 
 
 def test_masks_cover_events(clips, per_class):

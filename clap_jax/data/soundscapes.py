@@ -24,31 +24,37 @@ API
 * :func:`generate` (list), :func:`iter_clips` (generator), :func:`generate_clip` (one clip)
   with settings from :class:`SoundscapeConfig` -> :class:`Clip` with :class:`Event` s.
 * :func:`fold_for` (1..5) and :func:`split_for` (development / validation / evaluation).
-* :func:`stft`: the STFT convention of the masks.
+* :func:`stft`: the STFT convention of the masks; :func:`ground_truth` /
+  :meth:`Clip.event_masks`: the masks on any :class:`clap_jax.frontend.SpectrogramConfig`.
 * ``clap_jax.data.export``: ESC-50 and Clotho folder layouts.
 
 Speed: synthesis is a few numpy passes per event (wavetables, FFT-shaped noise, grains
 overlap-added with ``bincount``, decaying partials as one small matrix product), the masks
-one batched ``rfft``.  ``python -m clap_jax.data.soundscapes --n 200`` prints the
-throughput.  The matrix product may use several BLAS threads; set
-``OPENBLAS_NUM_THREADS=1`` when generating in parallel processes.
+one jitted :func:`clap_jax.frontend.stft` over the components.  ``python -m
+clap_jax.data.soundscapes --n 200`` prints the throughput.  The matrix product may use several
+BLAS threads; set ``OPENBLAS_NUM_THREADS=1`` when generating in parallel processes.
 
 STFT / mask convention
 ----------------------
-Frames are *centred*: frame ``k`` is centred on sample ``k * hop``; the signal is
-reflect-padded by ``n_fft // 2`` on both sides, so there are ``1 + n_samples // hop``
-frames; each frame is multiplied by a periodic Hann window of length ``n_fft`` and
-transformed with ``rfft`` (``n_fft // 2 + 1`` bins, bin ``j`` at ``j * sample_rate /
-n_fft`` Hz).  This is ``librosa.stft(center=True, pad_mode="reflect", window="hann")``.
+Masks live on an STFT grid, ``SoundscapeConfig.stft``, and are computed with the project's
+one STFT, :func:`clap_jax.frontend.stft`, so they sit on exactly the (frame, bin) grid of the
+classifier being explained.  The grid is a ``frontend.SpectrogramConfig`` (its window,
+``win_length``, hop, padding and ``n_fft``: e.g. SpeechBrain's Hamming 372 / hop 186 / zero
+padding / 1024) or a tuple ``(n_fft, hop)``, the corpus' default convention: frames are
+*centred* (frame ``k`` centred on sample ``k * hop``), the signal reflect-padded by ``n_fft //
+2`` on both sides, so there are ``1 + n_samples // hop`` frames; each frame is multiplied by a
+periodic Hann window of length ``n_fft`` and transformed with ``rfft`` (``n_fft // 2 + 1``
+bins, bin ``j`` at ``j * sample_rate / n_fft`` Hz), which is ``librosa.stft(center=True,
+pad_mode="reflect", window="hann")``.  The grid changes only the masks: audio, events and
+captions of a (seed, index) are bit-identical on every grid.
 
 An event's mask is ``True`` at ``(frame, bin)`` where the event *dominates* the mixture:
 its magnitude is larger than the sum of the magnitudes of all other components (other
 events and the background) and at least ``mask_floor_db`` (default -30 dB) relative to the
-event's own peak magnitude.  Components are transformed separately (one batched ``rfft``
-over the frames each component touches).  Because frames are centred and ``n_fft`` spans
-several hops, a mask can reach ``n_fft / (2 hop)`` frames beyond the event's samples (1.6
-frames for ``n_fft=1024, hop=320``): exactly the frames whose window overlaps the event,
-see :meth:`Event.frame_span`.
+event's own peak magnitude.  Components (as mixed, after the clip's gain) are transformed
+separately on the grid.  Because frames are centred and ``n_fft`` spans several hops, a mask
+can reach ``n_fft / (2 hop)`` frames beyond the event's samples (1.6 frames for ``n_fft=1024,
+hop=320``): at most the frames whose window overlaps the event, see :meth:`Event.frame_span`.
 
 Levels
 ------
@@ -67,10 +73,14 @@ import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
+import jax
 import numpy as np
 import scipy.fft as sfft
 from scipy.fft import next_fast_len
 from scipy.signal import lfilter
+
+from clap_jax import frontend
+from clap_jax.frontend import SpectrogramConfig
 
 __all__ = [
     "BACKGROUNDS",
@@ -91,7 +101,9 @@ __all__ = [
     "generate",
     "generate_clip",
     "get_class",
+    "ground_truth",
     "iter_clips",
+    "mask_grid",
     "split_for",
     "stft",
     "tag_caption",
@@ -558,6 +570,10 @@ class Clip:
       events: :class:`Event` list in onset order.
       background: :class:`Background` id or None; background_level_db its RMS in dBFS.
       stft: ``(n_fft, hop)`` the masks are on, or None.
+      grid: the full STFT grid of the masks (:func:`mask_grid`: window, win_length, hop,
+        padding, n_fft), or None.
+      config: the :class:`SoundscapeConfig` it was generated with (:func:`ground_truth`
+        regenerates the clip from it to put the masks on another grid).
     """
 
     clip_id: str
@@ -571,6 +587,13 @@ class Clip:
     background: str | None = None
     background_level_db: float | None = None
     stft: tuple[int, int] | None = None
+    grid: SpectrogramConfig | None = field(default=None, repr=False)
+    config: "SoundscapeConfig | None" = field(default=None, repr=False)
+
+    def event_masks(self, spectrogram: "SpectrogramConfig | tuple[int, int] | None" = None) -> np.ndarray:
+        """Ground-truth masks bool ``(events, frames, n_freq)`` on ``spectrogram``'s grid (None:
+        the clip's own); see :func:`ground_truth`."""
+        return ground_truth(self, spectrogram)
 
     @property
     def duration(self) -> float:
@@ -596,7 +619,10 @@ class SoundscapeConfig:
     """Generator settings (all times in seconds, levels in dB re full scale).
 
     ``classes`` restricts the classes events are drawn from (ids); ``stft=None`` skips the
-    masks.  ``single_event=True`` forces exactly one event per clip.
+    masks; ``stft`` is the grid of the masks: ``(n_fft, hop)`` (the corpus' Hann/reflect
+    convention) or a :class:`clap_jax.frontend.SpectrogramConfig` at ``sample_rate`` (any
+    window, hop, padding, n_fft; see :func:`mask_grid`).  The audio, events and captions do not
+    depend on ``stft``.  ``single_event=True`` forces exactly one event per clip.
     """
 
     sample_rate: int = 16000
@@ -606,7 +632,7 @@ class SoundscapeConfig:
     single_event: bool = False
     background: bool = True
     classes: tuple[str, ...] | None = None
-    stft: tuple[int, int] | None = (1024, 320)
+    stft: tuple[int, int] | SpectrogramConfig | None = (1024, 320)
     n_captions: int = 5
     event_level_db: tuple[float, float] = (-32.0, -14.0)
     background_level_db: tuple[float, float] = (-55.0, -40.0)
@@ -620,8 +646,15 @@ class SoundscapeConfig:
             if unknown or not self.classes:
                 raise ValueError(f"unknown or empty classes: {unknown}")
         if self.stft is not None:
-            object.__setattr__(self, "stft", tuple(int(v) for v in self.stft))
-            n_fft, hop = self.stft
+            if isinstance(self.stft, SpectrogramConfig):
+                n_fft, hop = self.stft.n_fft, self.stft.hop_length
+                if self.stft.sample_rate != self.sample_rate:
+                    raise ValueError(f"stft grid at {self.stft.sample_rate} Hz for clips at {self.sample_rate} Hz")
+                if not 0 < self.stft.win_length <= n_fft:
+                    raise ValueError(f"bad stft win_length {self.stft.win_length} for n_fft {n_fft}")
+            else:
+                object.__setattr__(self, "stft", tuple(int(v) for v in self.stft))
+                n_fft, hop = self.stft
             if hop <= 0 or n_fft <= 1:
                 raise ValueError(f"bad stft {self.stft}")
             if n_fft // 2 >= round(self.duration * self.sample_rate):
@@ -1540,82 +1573,98 @@ for _bg in BACKGROUNDS:
 
 @functools.lru_cache(maxsize=8)
 def _hann(n_fft: int) -> np.ndarray:
-    """Periodic Hann window, float32 ``(n_fft,)``."""
+    """Periodic Hann window, float32 ``(n_fft,)`` (a synthesis primitive; the masks use
+    :func:`clap_jax.frontend.window`)."""
     return (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)).astype(F32)
+
+
+def mask_grid(stft: "tuple[int, int] | SpectrogramConfig", sample_rate: int) -> SpectrogramConfig:
+    """The STFT grid masks are computed on, as a :class:`clap_jax.frontend.SpectrogramConfig`.
+
+    A ``SpectrogramConfig`` is used as given (its window, ``win_length``, hop, padding and
+    ``n_fft``: the grid of the classifier being explained; mel fields are ignored). A tuple
+    ``(n_fft, hop)`` is the corpus' own convention: periodic Hann of ``n_fft`` samples,
+    reflect padding (``librosa.stft`` defaults).
+    """
+    if isinstance(stft, SpectrogramConfig):
+        return stft
+    n_fft, hop = (int(v) for v in stft)
+    return SpectrogramConfig(sample_rate=sample_rate, n_fft=n_fft, win_length=n_fft, hop_length=hop,
+                             window="hann", pad_mode="reflect")
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _magnitudes(x, grid: SpectrogramConfig):
+    """|frontend.stft| of signals (C, n) -> (C, frames, n_freq) float32 (no magnitude eps)."""
+    return frontend.magnitude(frontend.stft(x, grid))
 
 
 def stft(x: np.ndarray, n_fft: int = 1024, hop: int = 320) -> np.ndarray:
     """STFT with the corpus convention, complex ``(..., 1 + n // hop, n_fft // 2 + 1)``.
 
-    Centred frames (frame k centred on sample k * hop), reflect padding of n_fft // 2,
-    periodic Hann window, rfft (no scaling).  ``x``: float ``(..., n)``.
+    :func:`clap_jax.frontend.stft` on :func:`mask_grid` ``((n_fft, hop))``: centred frames (frame
+    k centred on sample k * hop), reflect padding of n_fft // 2, periodic Hann window, rfft (no
+    scaling).  ``x``: float ``(..., n)``.
     """
     x = np.asarray(x, dtype=F32)
-    half = n_fft // 2
-    pad = [(0, 0)] * (x.ndim - 1) + [(half, half)]
-    padded = np.pad(x, pad, mode="reflect")
-    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft, axis=-1)
-    frames = frames[..., ::hop, :][..., : 1 + x.shape[-1] // hop, :]
-    return sfft.rfft(frames * _hann(n_fft), axis=-1)
+    grid = mask_grid((n_fft, hop), 16000)      # the rate does not enter the STFT
+    out = frontend.stft(x.reshape(-1, x.shape[-1]), grid)
+    return np.asarray(out).reshape(*x.shape[:-1], *out.shape[1:])
 
 
-def _reflect_pad(buf: np.ndarray, half: int) -> np.ndarray:
-    """Fill the ``half`` outer samples of ``buf (C, half + n + half)`` by reflection, in place.
-
-    Same as ``np.pad(buf[:, half:-half], ((0, 0), (half, half)), mode="reflect")``.
-    """
-    if half:
-        n = buf.shape[1] - 2 * half
-        buf[:, :half] = buf[:, 2 * half:half:-1]
-        buf[:, half + n:] = buf[:, half + n - 2:n - 2:-1]
-    return buf
-
-
-def _event_masks(padded: np.ndarray, spans, n_events: int, n_fft: int, hop: int,
+def _event_masks(components: np.ndarray, spans, n_events: int, grid: SpectrogramConfig,
                  floor_db: float):
-    """Ground-truth masks of the first ``n_events`` rows of ``padded``.
+    """Ground-truth masks of the first ``n_events`` rows of ``components`` on ``grid``.
 
-    padded: float32 ``(C, n + 2 * (n_fft // 2))`` separate signals (events first, then the
-    background), reflect-padded by ``n_fft // 2`` (see :func:`_reflect_pad`).
-    spans: ``[(onset_sample, offset_sample)]`` of the events.
-    Returns ``[(start, stop, crop bool (stop - start, n_fft // 2 + 1))]`` per event.
+    components: float32 ``(C, n)`` separate signals (events first, then the background), as
+    mixed (their sum is the clip).  spans: ``[(onset_sample, offset_sample)]`` of the events.
+    Returns ``[(start, stop, crop bool (stop - start, n_freq))]`` per event, ``[start, stop)``
+    being :meth:`Event.frame_span` (the mask is False outside it).
 
-    Each component is transformed only on the frames where some event can be non-zero,
-    in one batched rfft; the mixture's magnitude budget ``tot`` sums their magnitudes.
+    Every component goes through the same STFT as the classifier (:func:`_magnitudes`:
+    ``frontend.stft`` with ``grid``'s window, hop, padding and ``n_fft``); the mixture's
+    magnitude budget ``tot`` sums their magnitudes.  Event ``i`` is True where
+    ``|X_i| > tot - |X_i|`` (it dominates everything else) and ``|X_i| >= floor * max |X_i|``.
     """
-    half = n_fft // 2
-    n = padded.shape[1] - 2 * half
-    n_frames = 1 + n // hop
-    ranges = [Event.frame_span(a, b, n, n_fft, hop) for a, b in spans]
-    union = np.zeros(n_frames, dtype=bool)
-    for s, e in ranges:
-        union[s:e] = True
-    union_idx = np.flatnonzero(union)
-    blocks = [(i, np.arange(s, e)) for i, (s, e) in enumerate(ranges)]
-    blocks += [(c, union_idx) for c in range(n_events, padded.shape[0])]  # background
-    rows = np.concatenate([np.full(len(fr), c) for c, fr in blocks])
-    frames = np.concatenate([fr for _, fr in blocks])
-    windows = np.lib.stride_tricks.sliding_window_view(padded, n_fft, axis=-1)
-    segs = windows[rows, frames * hop]  # (N, n_fft) copy
-    segs *= _hann(n_fft)
-    mag = np.abs(sfft.rfft(segs, axis=-1, overwrite_x=True))
-    tot = np.zeros((n_frames, n_fft // 2 + 1), dtype=F32)
-    mags, pos = [], 0
-    for _, fr in blocks:
-        m = mag[pos:pos + len(fr)]
-        tot[fr] += m  # frames are unique within a block
-        mags.append(m)
-        pos += len(fr)
+    n = components.shape[1]
+    mags = np.asarray(_magnitudes(components, grid))          # (C, frames, n_freq)
+    tot = mags.sum(axis=0)
     floor = F32(10.0 ** (floor_db / 20.0))
     out = []
-    for (s, e), m in zip(ranges, mags[:n_events]):
+    for i, (a, b) in enumerate(spans[:n_events]):
+        s, e = Event.frame_span(a, b, n, grid.n_fft, grid.hop_length)
         if e <= s:
-            out.append((s, s, np.zeros((0, n_fft // 2 + 1), dtype=bool)))
+            out.append((s, s, np.zeros((0, grid.n_freq), dtype=bool)))
             continue
-        others = tot[s:e] - m
+        m = mags[i]
         peak = m.max()
-        out.append((s, e, (m > others) & (m >= floor * peak) & (peak > 0)))
+        full = (m > tot - m) & (m >= floor * peak) & (peak > 0)
+        out.append((s, e, full[s:e].copy()))
     return out
+
+
+def ground_truth(clip: Clip, spectrogram: "SpectrogramConfig | tuple[int, int] | None" = None) -> np.ndarray:
+    """The clip's ground-truth masks on any STFT grid: bool ``(events, frames, n_freq)``, events
+    in onset order (``clip.events``), ``frames = spectrogram.num_frames(len(clip.audio))``.
+
+    ``spectrogram``: the explained classifier's :class:`~clap_jax.frontend.SpectrogramConfig`
+    (e.g. ``classifier.spec.audio.spectrogram``), a corpus ``(n_fft, hop)``, or None for the
+    grid the clip was generated with.  Another grid regenerates the clip from ``(seed, index,
+    config)`` with masks on that grid (the audio does not depend on the grid; checked).
+    """
+    if spectrogram is not None and mask_grid(spectrogram, clip.sample_rate) != clip.grid:
+        if clip.config is None:
+            raise ValueError(f"{clip.clip_id}: no generation config recorded; cannot recompute its masks")
+        other = generate_clip(clip.seed, clip.index, dataclasses.replace(clip.config, stft=spectrogram))
+        if not np.array_equal(other.audio, clip.audio):
+            raise ValueError(f"{clip.clip_id}: regenerated audio differs; was the clip modified?")
+        clip = other
+    if clip.grid is None:
+        raise ValueError(f"{clip.clip_id}: generated with stft=None; pass a spectrogram config")
+    n_frames = clip.grid.num_frames(len(clip.audio))
+    if not clip.events:
+        return np.zeros((0, n_frames, clip.grid.n_freq), dtype=bool)
+    return np.stack([e.mask for e in clip.events])
 
 
 # ----------------------------------------------------------------------------------------
@@ -1785,14 +1834,14 @@ def _synth_events(rng, cfg: SoundscapeConfig, n: int):
     return chosen, signals, spans, pitches
 
 
-def _mix(signals, spans, bg: np.ndarray | None, n: int, half: int):
-    """Place the components in a reflect-paddable buffer and peak-normalise the mixture.
+def _mix(signals, spans, bg: np.ndarray | None, n: int):
+    """Place the components in one buffer and peak-normalise the mixture.
 
-    Returns (audio ``(n,)``, buffer ``(C, half + n + half)`` of the scaled components with
-    the background last, gain applied).
+    Returns (audio ``(n,)``, buffer ``(C, n)`` of the scaled components with the background
+    last, gain applied; their sum is the audio), gain.
     """
-    buf = np.zeros((len(signals) + (bg is not None), n + 2 * half), dtype=F32)
-    components = buf[:, half:half + n]  # a view: the padded buffer is filled in place
+    buf = np.zeros((len(signals) + (bg is not None), n), dtype=F32)
+    components = buf
     for i, (x, (a, b)) in enumerate(zip(signals, spans)):
         components[i, a:b] = x
     if bg is not None:
@@ -1827,20 +1876,17 @@ def generate_clip(seed: int, index: int, config: SoundscapeConfig | None = None,
         bg_level = _u(rng, cfg.background_level_db)
         bg = _normalise(_SYNTHS[background.synth](rng, n, sr)) * F32(10.0 ** (bg_level / 20.0))
 
-    half = cfg.stft[0] // 2 if cfg.stft is not None else 0
-    audio, buf, gain = _mix(signals, spans, bg, n, half)
-    masks = None
-    if cfg.stft is not None:
-        masks = _event_masks(_reflect_pad(buf, half), spans, len(chosen), cfg.stft[0],
-                             cfg.stft[1], cfg.mask_floor_db)
+    audio, buf, gain = _mix(signals, spans, bg, n)
+    grid = None if cfg.stft is None else mask_grid(cfg.stft, sr)
+    masks = None if grid is None else _event_masks(buf, spans, len(chosen), grid, cfg.mask_floor_db)
 
     events = []
     for i, (cid, (a, b)) in enumerate(zip(chosen, spans)):
-        level = _db(_rms(buf[i, half + a:half + b]))
+        level = _db(_rms(buf[i, a:b]))
         ev = Event(cid, a / sr, b / sr, level, pitches[i])
         if masks is not None:
             start, stop, crop = masks[i]
-            ev.mask_frames, ev.mask_crop, ev.n_frames = (start, stop), crop, 1 + n // cfg.stft[1]
+            ev.mask_frames, ev.mask_crop, ev.n_frames = (start, stop), crop, grid.num_frames(n)
         events.append(ev)
     events.sort(key=lambda e: (e.onset, e.offset))
     r = random.Random(int(rng.integers(0, 2**63)))
@@ -1855,7 +1901,9 @@ def generate_clip(seed: int, index: int, config: SoundscapeConfig | None = None,
         events=events,
         background=None if background is None else background.id,
         background_level_db=None if bg_level is None else bg_level + _db(gain),
-        stft=cfg.stft,
+        stft=None if grid is None else (grid.n_fft, grid.hop_length),
+        grid=grid,
+        config=cfg,
     )
 
 

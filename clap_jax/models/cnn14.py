@@ -10,8 +10,12 @@ frames. PANNs/Microsoft CLAP add ``fc1`` + ReLU (the 2048-d embedding); SpeechBr
 encoder returns the pooled vector itself. An optional linear head gives class logits (PANNs:
 AudioSet tagging, apply a sigmoid; SpeechBrain ESC-50: apply a softmax).
 
-Every BatchNorm uses its running statistics (eps 1e-5): this module is for inference and
-for frozen-classifier explanation, never trained with batch statistics. Activations are NHWC
+Every BatchNorm (eps 1e-5) is built in evaluation mode: running statistics, so inference and
+frozen-classifier explanation need no flag. To train, switch modes with nnx's ``model.train()``
+(every BatchNorm's ``use_running_average`` becomes False: batch statistics, running averages
+updated with momentum 0.99) and back with ``model.eval()`` (``train.classifier`` does). The mode
+is an attribute of the module, not a parameter: a loaded checkpoint is always in evaluation
+mode. Activations are NHWC
 (B, frames, mels, channels); the block outputs are returned for decoders (L-MAC's consumes
 blocks 3-6). Attribute names follow PANNs (``bn0``, ``conv_block{i}.conv1/bn1/conv2/bn2``,
 ``fc1``); checkpoints of other layouts map through the rule tables in ``clap_jax.convert``.
