@@ -80,9 +80,9 @@ class ClapSpec:
 
 @dataclasses.dataclass(frozen=True)
 class ClassifierSpec:
-    """A converted CNN14 classifier (``source``: panns, speechbrain, or clap-jax for one trained here). ``activation`` turns logits
-    into probabilities: ``sigmoid`` (PANNs' multi-label AudioSet tagging) or ``softmax``
-    (SpeechBrain's ESC-50 classifier). ``labels`` are the class names when the checkpoint came
+    """A converted CNN14 classifier (``source``: panns, speechbrain, or clap-jax for one trained
+    here). ``activation`` turns logits into probabilities: ``sigmoid`` (PANNs' multi-label AudioSet
+    tagging) or ``softmax`` (SpeechBrain's ESC-50 classifier, the bundled soundscapes-cnn14). ``labels`` are the class names when the checkpoint came
     with them."""
     model: Cnn14Config = Cnn14Config()
     audio: AudioConfig = AudioConfig()
