@@ -1,0 +1,147 @@
+"""Reports of ``lmac.evaluate``: markdown tables, the output files, and figures (matplotlib, Agg
+backend, imported only when a figure is written)::
+
+    results {protocol: {method: {metric: value}}}, sanity  -> results.md, results.json, sanity.json
+
+    examples (spectrogram (n, T, F), maps {method: (n, T, F)}, truth {method: (n, T, F)}) -> maps.png
+    sanity ({steps, methods: {name: {ssim_mean, ssim_std}}})                              -> sanity.png
+
+maps.png: one row per clip: the log1p magnitude spectrogram, each method's map (min-max scaled
+for display) with its predicted label, and the true mask of the event of the predicted class
+(L-MAC's prediction; blank when no event of that class is in the clip). Time runs left to right,
+frequency (STFT bins) upwards.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from lmac import metrics
+
+
+def _plt():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _scaled(m: np.ndarray) -> np.ndarray:
+    lo, hi = float(np.min(m)), float(np.max(m))
+    return (m - lo) / (hi - lo) if hi > lo else np.zeros_like(m)
+
+
+def maps_figure(path: str, examples: dict) -> str:
+    """Writes maps.png (see the module docstring); returns ``path``."""
+    plt = _plt()
+    spec, maps = examples["spectrogram"], examples["maps"]
+    names = list(maps)
+    n = min(len(spec), *(len(m) for m in maps.values()))
+    ref = "lmac" if "lmac" in names else names[0]
+    cols = 2 + len(names)
+    fig, axes = plt.subplots(n, cols, figsize=(2.2 * cols, 2.0 * n), squeeze=False)
+    labels = examples.get("labels") or ()
+    label = lambda k: labels[k] if k < len(labels) else str(k)
+    for i in range(n):
+        panels = [("spectrogram", spec[i], "magma")]
+        panels += [(f"{m}: {label(int(examples['prediction'][m][i]))}", _scaled(maps[m][i]), "viridis") for m in names]
+        truth = examples.get("truth", {}).get(ref)
+        panels.append((f"true mask ({ref})", truth[i].astype(float) if truth is not None else np.zeros_like(spec[i]),
+                       "gray"))
+        for ax, (title, img, cmap) in zip(axes[i], panels):
+            ax.imshow(np.asarray(img).T, origin="lower", aspect="auto", cmap=cmap, interpolation="nearest")
+            ax.set_title(title, fontsize=7)
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.suptitle(f"explanation maps ({examples.get('protocol', '')})", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def sanity_figure(path: str, result: dict) -> str:
+    """Writes sanity.png: mean SSIM (± std over clips) to the original map against the number of
+    re-initialised blocks, one line per method; returns ``path``."""
+    plt = _plt()
+    steps = result["steps"]
+    x = np.arange(len(steps))
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for name, r in result["methods"].items():
+        mean = np.array([np.nan if v is None else v for v in r["ssim_mean"]], float)
+        std = np.array([np.nan if v is None else v for v in r["ssim_std"]], float)
+        ax.plot(x, mean, marker="o", label=name)
+        ax.fill_between(x, mean - std, mean + std, alpha=0.2)
+    ax.set_xticks(x, steps, rotation=30, fontsize=8)
+    ax.set_xlabel("re-initialised (cumulative, top-down)")
+    ax.set_ylabel("SSIM to the original map")
+    ax.set_ylim(-0.1, 1.05)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+# ------------------------------------------------------------------ tables and files
+
+_COLUMNS = (("AI", "AI ↑", 2), ("AD", "AD ↓", 2), ("AG", "AG ↑", 2), ("FF", "FF ↑", 3), ("Fid-In", "Fid-In ↑", 3),
+            ("SPS", "SPS ↑", 3), ("COMP", "COMP ↓", 2), ("MM", "MM", 3), ("relevance_mass", "mass ↑", 3),
+            ("relevance_rank", "rank ↑", 3), ("roc_auc", "AUC ↑", 3), ("iou", "IoU ↑", 3))
+
+
+def _fmt(v, digits):
+    return "–" if v is None else f"{v:.{digits}f}"
+
+
+def markdown(results: dict, sanity_result: dict | None = None) -> str:
+    """One paper-style table per protocol (rows methods) and the randomisation table."""
+    lines = []
+    for protocol, rows in results.items():
+        has_loc = any("roc_auc" in r for r in rows.values())
+        cols = [c for c in _COLUMNS if has_loc or c[0] not in metrics.LOCALIZATION_KEYS]
+        lines += [f"### {protocol}", "", "| method | " + " | ".join(c[1] for c in cols) + " |",
+                  "|---|" + "---:|" * len(cols)]
+        for name, r in rows.items():
+            lines.append(f"| {name} | " + " | ".join(_fmt(r.get(k), d) for k, _, d in cols) + " |")
+        first = next(iter(rows.values()))
+        note = f"{first['n_samples']} clips"
+        if has_loc:
+            note += "; localised (prediction matches an event): " + ", ".join(
+                f"{m} {r['n_localized']}/{r['n_truth']}" for m, r in rows.items())
+        lines += ["", note, ""]
+    if sanity_result:
+        steps = sanity_result["steps"]
+        lines += ["### cascading randomisation (SSIM to the original map, blocks re-initialised top-down)", "",
+                  "| method | " + " | ".join(steps) + " |", "|---|" + "---:|" * len(steps)]
+        for name, r in sanity_result["methods"].items():
+            lines.append(f"| {name} | " + " | ".join(_fmt(v, 3) for v in r["ssim_mean"]) + " |")
+        lines += ["", f"{sanity_result['n_clips']} clips", ""]
+    return "\n".join(lines)
+
+
+def write_outputs(out_dir: str, result: dict, sanity_result: dict | None, run: dict | None = None) -> list[str]:
+    """results.json, results.md, maps.png, sanity.json, sanity.png (and run.json) in ``out_dir``."""
+    os.makedirs(out_dir, exist_ok=True)
+    paths = []
+
+    def dump(name, obj):
+        path = os.path.join(out_dir, name)
+        with open(path, "w") as f:
+            json.dump(obj, f, indent=2, allow_nan=False)
+        paths.append(path)
+    dump("results.json", result["results"])
+    with open(os.path.join(out_dir, "results.md"), "w") as f:
+        f.write(markdown(result["results"], sanity_result))
+    paths.append(os.path.join(out_dir, "results.md"))
+    if result.get("examples"):
+        paths.append(maps_figure(os.path.join(out_dir, "maps.png"), result["examples"]))
+    if sanity_result:
+        dump("sanity.json", sanity_result)
+        paths.append(sanity_figure(os.path.join(out_dir, "sanity.png"), sanity_result))
+    if run:
+        dump("run.json", run)
+    return paths
