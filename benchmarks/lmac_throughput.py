@@ -16,9 +16,7 @@ reported. Prints markdown table rows.
 from __future__ import annotations
 
 import os
-import statistics
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
@@ -30,21 +28,13 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
 
 import ml_collections  # noqa: E402
 
+from timing import median_seconds as _median  # noqa: E402
+
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("batch_size", 4, "Clips per step.")
 flags.DEFINE_float("seconds", 5.0, "Clip length (s) at 16 kHz; the recipe's is 5.")
 flags.DEFINE_integer("steps", 3, "Timed calls per side (after one warm-up call).")
 flags.DEFINE_bool("header", False, "Print the table header first.")
-
-
-def _median(fn, steps):
-    fn()
-    times = []
-    for _ in range(steps):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def _reference(waves, noise):

@@ -13,9 +13,7 @@ median step time is reported. Prints one markdown table row.
 from __future__ import annotations
 
 import os
-import statistics
 import sys
-import time
 import types
 
 import jax
@@ -28,6 +26,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
 
 from ml_collections import config_flags  # noqa: E402
 
+from timing import median_seconds  # noqa: E402
 from train import clap, loop  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -35,16 +34,6 @@ config_flags.DEFINE_config_file("config", None, "Training config (configs/clap_s
 flags.DEFINE_integer("batch_size", 32, "Global batch size.")
 flags.DEFINE_integer("steps", 5, "Timed steps per side (after one warm-up step).")
 flags.DEFINE_bool("header", False, "Print the table header first.")
-
-
-def _median_step(fn, steps):
-    fn()
-    times = []
-    for _ in range(steps):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def _ours(cfg, waves, ids, mask):
@@ -124,7 +113,7 @@ def main(argv):
     ids[:, 0], mask = 0, np.ones_like(ids)
     ours, n_ours = _ours(cfg, waves, ids, mask)
     ref, n_ref = _reference(cfg, waves, ids, mask)
-    t_ours, t_ref = _median_step(ours, FLAGS.steps), _median_step(ref, FLAGS.steps)
+    t_ours, t_ref = median_seconds(ours, FLAGS.steps), median_seconds(ref, FLAGS.steps)
     dev = jax.devices()[0]
     if FLAGS.header:
         print("| job | device | batch | params (ours / ref) | examples/s (ours) | examples/s (PyTorch) | speed-up |")

@@ -15,7 +15,7 @@ import os
 
 import numpy as np
 
-from clap_jax import checkpoint, classifier as classifier_lib, weights
+from clap_jax import classifier as classifier_lib, weights
 from lmac import decoders, explainer
 
 

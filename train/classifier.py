@@ -145,7 +145,6 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, export: str | None = None)
     task = loop.Task(model=model, loss=classification_loss(spec), evaluate=evaluate_model)
     trained = loop.train(cfg, task, loader, workdir)
     trained.eval()
-    del val_waves
     test_waves, test_labels = held_out(d.test_seed, d.test_clips, spec, d.duration)
     pred = predict(trained, spec, test_waves)
     result = {"test_accuracy": float((pred == test_labels).mean()), "test_clips": int(len(test_labels)),

@@ -29,7 +29,7 @@ from absl import app, flags
 from flax import nnx
 from ml_collections import config_flags
 
-from clap_jax import checkpoint, classifier as classifier_lib, frontend
+from clap_jax import classifier as classifier_lib, frontend
 from clap_jax.classifier import Classifier
 from lmac import decoders, explainer as explainer_lib, losses, masking, metrics
 from train import lmac_data, loop
