@@ -14,7 +14,6 @@ so the dataset needs no disk and every epoch order is reproducible.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
 import random
 import shutil
@@ -24,9 +23,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-from absl import app, flags
 from flax import nnx
-from ml_collections import config_flags
 
 from clap_jax import api, checkpoint, pipeline
 from clap_jax.data import soundscapes
@@ -36,7 +33,7 @@ from clap_jax.models.htsat import HTSATConfig
 from clap_jax.models.text import TextConfig
 from clap_jax.spec import AudioConfig, ClapSpec, TokenizerConfig
 from clap_jax.tokenizer import Tokenizer
-from train import loop
+from train import cli, loop
 from train.data import Loader
 
 PROMPT = "This is a sound of {}."
@@ -232,29 +229,6 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, export: str | None = None)
     return api.Clap(spec, trained, tokenizer)
 
 
-FLAGS = flags.FLAGS
-
-
-def _define_flags():
-    """The CLI's flags (defined only when run as a script, so that importing this module does
-    not claim ``--config``)."""
-    config_flags.DEFINE_config_file("config", None, "Training config (a configs/*.py file).", lock_config=True)
-    flags.DEFINE_string("workdir", None, "Checkpoints, metrics.jsonl and the tokenizer go here; rerun to resume.")
-    flags.DEFINE_string("export", None, "Write the trained model as a converted directory here.")
-
-
-def main(argv):
-    del argv
-    logging.getLogger().setLevel(logging.INFO)
-    cfg = FLAGS.config
-    if cfg.get("distributed", False):
-        jax.distributed.initialize()
-    model = run(cfg, FLAGS.workdir, FLAGS.export)
-    single, multi = evaluation_sets(cfg)
-    print(evaluate(model, single, multi))
-
-
 if __name__ == "__main__":
-    _define_flags()
-    flags.mark_flags_as_required(["config", "workdir"])
-    app.run(main)
+    cli.main(run, "Write the trained model as a converted directory here.",
+             report=lambda cfg, model: print(evaluate(model, *evaluation_sets(cfg))))

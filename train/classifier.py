@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import functools
 import json
-import logging
 import os
 
 import jax
@@ -29,16 +28,14 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-from absl import app, flags
 from flax import nnx
-from ml_collections import config_flags
 
 from clap_jax import checkpoint, frontend, pipeline
 from clap_jax.data import soundscapes
 from clap_jax.frontend import SpectrogramConfig
 from clap_jax.models.cnn14 import Cnn14, Cnn14Config
 from clap_jax.spec import AudioConfig, ClassifierSpec
-from train import loop
+from train import cli, loop
 from train.data import Loader
 
 LABELS = tuple(c.label for c in soundscapes.CLASSES)   # index order of the head
@@ -157,27 +154,6 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, export: str | None = None)
     return trained, result
 
 
-FLAGS = flags.FLAGS
-
-
-def _define_flags():
-    """The CLI's flags (defined only when run as a script)."""
-    config_flags.DEFINE_config_file("config", None, "Training config (a configs/*.py file).", lock_config=True)
-    flags.DEFINE_string("workdir", None, "Checkpoints, metrics.jsonl and test.json go here; rerun to resume.")
-    flags.DEFINE_string("export", None, "Write the trained classifier as a converted directory here.")
-
-
-def main(argv):
-    del argv
-    logging.getLogger().setLevel(logging.INFO)
-    cfg = FLAGS.config
-    if cfg.get("distributed", False):
-        jax.distributed.initialize()
-    _, result = run(cfg, FLAGS.workdir, FLAGS.export)
-    print(json.dumps(result))
-
-
 if __name__ == "__main__":
-    _define_flags()
-    flags.mark_flags_as_required(["config", "workdir"])
-    app.run(main)
+    cli.main(run, "Write the trained classifier as a converted directory here.",
+             report=lambda cfg, out: print(json.dumps(out[1])))

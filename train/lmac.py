@@ -18,21 +18,18 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import logging
 import os
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-from absl import app, flags
 from flax import nnx
-from ml_collections import config_flags
 
 from clap_jax import classifier as classifier_lib, frontend
 from clap_jax.classifier import Classifier
 from lmac import decoders, explainer as explainer_lib, losses, masking, metrics
-from train import lmac_data, loop
+from train import cli, lmac_data, loop
 from train.data import Loader
 
 
@@ -171,26 +168,5 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, export: str | None = None)
     return explainer
 
 
-FLAGS = flags.FLAGS
-
-
-def _define_flags():
-    """The CLI's flags, defined only when run as a script."""
-    config_flags.DEFINE_config_file("config", None, "Training config (configs/lmac_*.py).", lock_config=True)
-    flags.DEFINE_string("workdir", None, "Checkpoints and metrics.jsonl go here; rerun to resume.")
-    flags.DEFINE_string("export", None, "Write the trained explainer directory here.")
-
-
-def main(argv):
-    del argv
-    logging.getLogger().setLevel(logging.INFO)
-    cfg = FLAGS.config
-    if cfg.get("distributed", False):
-        jax.distributed.initialize()
-    run(cfg, FLAGS.workdir, FLAGS.export)
-
-
 if __name__ == "__main__":
-    _define_flags()
-    flags.mark_flags_as_required(["config", "workdir"])
-    app.run(main)
+    cli.main(run, "Write the trained explainer directory here.")

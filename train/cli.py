@@ -1,0 +1,35 @@
+"""The command line every training job shares: ``--config`` (an ml_collections file), ``--workdir``,
+``--export``, multi-host start-up. Flags are defined only when a job runs as a script, so job
+modules import side by side without claiming each other's flags.
+
+    if __name__ == "__main__":
+        cli.main(run, export_help="Write the trained classifier as a converted directory here.")
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+import jax
+from absl import app, flags
+from ml_collections import config_flags
+
+
+def main(run: Callable[[Any, str, str | None], Any], export_help: str,
+         report: Callable[[Any, Any], None] | None = None) -> None:
+    """Defines the job flags and runs ``run(cfg, workdir, export)``; ``report(cfg, result)`` prints."""
+    config_flags.DEFINE_config_file("config", None, "Training config (a configs/*.py file).", lock_config=True)
+    flags.DEFINE_string("workdir", None, "Checkpoints and metrics.jsonl go here; rerun to resume.")
+    flags.DEFINE_string("export", None, export_help)
+    flags.mark_flags_as_required(["config", "workdir"])
+
+    def _main(argv):
+        del argv
+        logging.getLogger().setLevel(logging.INFO)
+        f = flags.FLAGS
+        if f.config.get("distributed", False):
+            jax.distributed.initialize()
+        result = run(f.config, f.workdir, f.export)
+        if report:
+            report(f.config, result)
+    app.run(_main)
