@@ -155,3 +155,27 @@ def test_mask_figure_has_three_panels_and_colour_bars():
     assert figures.contour_level(np.full_like(mask, 0.5)) is None
     with pytest.raises(ValueError, match="grid"):
         figures.mask_figure(types.SimpleNamespace(waveform=wave, masked_in=wave, mask=mask[:10]), SB, "x")
+
+
+def test_default_run_on_bundled_examples(tmp_path):
+    """The README's first command: no arguments but ``--out``; the bundled explainer classifies and
+    explains every bundled example and writes its WAVs and picture, the index and the JSON."""
+    rc, stdout, stderr = _run(f"--out={tmp_path}")
+    assert rc == 0, stdout + stderr
+    names = sorted(f for f in os.listdir(explain.EXAMPLES) if f.endswith(".wav"))
+    assert f"{len(names)} of {len(names)} clips explained." in stdout, stdout
+    assert str(tmp_path) in stdout
+    data = json.loads((tmp_path / "explanations.json").read_text())
+    assert data["explainer"] == explain.DEFAULT_EXPLAINER and not data["skipped"]
+    index = (tmp_path / "index.md").read_text()
+    for name in names:
+        stem = name[:-4]
+        [line] = [s for s in stdout.splitlines() if s.startswith(name + ":")]
+        [(label, entry)] = data["clips"][stem].items()
+        assert line.startswith(f"{name}: {label} ") and 0.0 <= entry["mask_mean"] <= 1.0, line
+        for suffix in ("", ".in", ".out"):
+            wave, rate = sf.read(tmp_path / f"{stem}{suffix}.wav")
+            assert rate == 16000 and wave.shape == (80000,) and np.isfinite(wave).all()
+        with Image.open(tmp_path / f"{stem}.png") as img:
+            assert img.format == "PNG"
+        assert f"{stem}.png" in index
