@@ -10,15 +10,12 @@ import numpy as np
 from flax import nnx
 
 from clap_jax import audio, checkpoint, frontend, pipeline
+from clap_jax.linalg import l2_normalize
 from clap_jax.models.clap import ClapModel
 from clap_jax.spec import ClapSpec
 from clap_jax.tokenizer import Tokenizer
 
 BUNDLED_DIR = os.path.join(os.path.dirname(__file__), "bundled")
-
-
-def _normalize(x: jnp.ndarray) -> jnp.ndarray:
-    return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
 class Clap:
@@ -72,7 +69,7 @@ class Clap:
         HTSAT ``tokens`` and ``stages`` (four NHWC token grids) for the others."""
         out = dict(nnx.merge(self.graphdef, state).encode_audio(features, None))
         if self.spec.normalize_embeddings:
-            out["embedding"] = _normalize(out["embedding"])
+            out["embedding"] = l2_normalize(out["embedding"])
         return out
 
     def magnitude(self, waves: jnp.ndarray) -> jnp.ndarray:
@@ -81,7 +78,7 @@ class Clap:
         return frontend.magnitude(frontend.stft(waves, cfg), cfg.magnitude_eps)
 
     def _out(self, emb: jnp.ndarray) -> np.ndarray:
-        return np.asarray(_normalize(emb) if self.spec.normalize_embeddings else emb)
+        return np.asarray(l2_normalize(emb) if self.spec.normalize_embeddings else emb)
 
     def prepare_audio(self, waveforms, sample_rate, crop: str | None = None, seed: int | None = None):
         """Host preparation of a batch: see :func:`clap_jax.pipeline.prepare`."""
@@ -91,14 +88,22 @@ class Clap:
     def embed_audio(self, waveforms, sample_rate, *, crop: str | None = None, seed: int | None = None) -> np.ndarray:
         """Audio embeddings (B, joint_dim).
 
-        ``waveforms``: an array (B, T) or (T,), or a list of 1-D clips of any lengths;
-        ``sample_rate``: one rate (Hz) or one per clip; clips are resampled to the model's rate.
+        ``waveforms``: an array (B, T) or (T,), or a list of clips of any lengths, each (T,),
+        (channels, T) or (T, channels <= 8) as ``soundfile.read`` returns it (mixed to mono); a
+        bare (T, channels <= 8) array is one clip. ``sample_rate``: one rate (Hz, >= 1000) or one
+        per clip; clips are resampled to the model's rate. Integer PCM is scaled (uint8 centred).
+        Bad clips raise :class:`clap_jax.audio.AudioError` naming the clip (NaN/inf, |x| >= 1e6,
+        empty, ambiguous shapes, bad rates); near-silent ones warn (``audio.NearSilentWarning``).
         Long clips are cropped deterministically (``crop='center'`` unless the spec or the call
         says otherwise; ``crop='random'`` with ``seed`` reproduces the references' random crop).
         """
         batch = self.prepare_audio(waveforms, sample_rate, crop, seed)
         arrays = {k: v for k, v in vars(batch).items() if v is not None}
-        return self._out(self._audio_fn(self.state, arrays))
+        out = self._out(self._audio_fn(self.state, arrays))
+        bad = np.flatnonzero(~np.isfinite(out).all(axis=1))
+        if bad.size:                       # validation should make this impossible; never return NaN
+            raise audio.AudioError(f"waveform {', '.join(map(str, bad[:5]))}: the embedding is not finite")
+        return out
 
     def embed_text(self, texts: list[str]) -> np.ndarray:
         """Text embeddings (B, joint_dim). Texts longer than the context (``spec.tokenizer.max_length``
@@ -111,7 +116,7 @@ class Clap:
     def similarity(self, audio_emb: np.ndarray, text_emb: np.ndarray) -> np.ndarray:
         """Logits (n_audio, n_text) = exp(logit_scale_a) * cos(audio, text). Microsoft CLAP's
         ``compute_similarity`` is the same: (exp(logit_scale) t̂ âᵀ)ᵀ with its single scale."""
-        a, t = _normalize(jnp.asarray(audio_emb)), _normalize(jnp.asarray(text_emb))
+        a, t = l2_normalize(jnp.asarray(audio_emb)), l2_normalize(jnp.asarray(text_emb))
         return np.asarray(self.logit_scale * a @ t.T)
 
     def zero_shot(self, waveforms, sample_rate, prompts: list[str], **kw) -> np.ndarray:

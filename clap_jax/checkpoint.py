@@ -33,23 +33,73 @@ def abstract_classifier(spec: ClassifierSpec, dtype=jnp.float32) -> Cnn14:
     return nnx.eval_shape(lambda: Cnn14(spec.model, dtype=dtype, rngs=nnx.Rngs(0)))
 
 
-@contextlib.contextmanager
-def atomic_directory(out: str, overwrite: bool = False):
-    """Yields a temporary directory that becomes ``out`` only if the block succeeds."""
+def check_output_dir(out: str, overwrite: bool = False, must_contain: str | None = SPEC_FILE) -> None:
+    """Refuses, before any work, an output directory that must not be written: an existing path
+    without ``overwrite``; with ``overwrite``, anything but a directory holding ``must_contain``
+    (``spec.json``: a converted model; None: any directory); a parent that cannot be created."""
+    if not out:
+        raise ValueError("no output directory given (--out)")
     out = os.path.abspath(out)
-    if os.path.exists(out) and not overwrite:
-        raise FileExistsError(f"{out}: already exists (pass --overwrite to replace it)")
+    if os.path.exists(out) or os.path.islink(out):
+        if not overwrite:
+            raise FileExistsError(f"{out}: already exists (pass --overwrite to replace it)")
+        if not os.path.isdir(out) or os.path.islink(out):
+            raise FileExistsError(f"{out}: exists and is not a directory; refusing to replace it")
+        if must_contain and not os.path.exists(os.path.join(out, must_contain)):
+            raise FileExistsError(f"{out}: exists and is not a converted model (no {must_contain}); --overwrite "
+                                  "replaces only converted models: remove it yourself or choose another --out")
+    parent = os.path.dirname(out)
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
+        raise PermissionError(f"{out}: cannot create it ({parent} is not a writable folder)")
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where Linux tells it (os.umask sets it)."""
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1], 8) for line in f if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        mask = os.umask(0o022)
+        os.umask(mask)
+        return mask
+
+
+@contextlib.contextmanager
+def atomic_directory(out: str, overwrite: bool = False, must_contain: str | None = None):
+    """Yields a temporary directory that becomes ``out`` only if the block succeeds.
+
+    ``out`` must not exist, or with ``overwrite`` be a directory (holding ``must_contain`` when
+    given, :func:`check_output_dir`). It is replaced by two renames (the old directory aside, the
+    new one in), so ``out`` is always either the old or the new complete directory; the old one
+    is deleted only after the new one is in place. The directory gets ordinary permissions
+    (0777 minus the umask: 0755 under the usual 022), not ``mkdtemp``'s 0700.
+    """
+    out = os.path.abspath(out)
+    check_output_dir(out, overwrite, must_contain)
     parent = os.path.dirname(out)
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out)}.", dir=parent)
+    os.chmod(tmp, 0o777 & ~_umask())
+    old = None
     try:
         yield tmp
+        check_output_dir(out, overwrite, must_contain)          # still true after the work?
         if os.path.exists(out):
-            shutil.rmtree(out)
-        os.replace(tmp, out)
+            old = tempfile.mkdtemp(prefix=f".{os.path.basename(out)}.old.", dir=parent)
+            os.replace(out, os.path.join(old, "previous"))
+        try:
+            os.replace(tmp, out)
+        except BaseException:
+            if old is not None:                                 # put the previous one back
+                os.replace(os.path.join(old, "previous"), out)
+            raise
     finally:
         if os.path.exists(tmp):
             shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def save_params(path: str, model: nnx.Module) -> None:
@@ -72,9 +122,10 @@ def restore_params(path: str, model: nnx.Module) -> nnx.Module:
 
 def save_converted(out: str, spec: ClapSpec | ClassifierSpec, model: nnx.Module, tokenizer_src: str | None,
                    overwrite: bool = False) -> None:
-    """Writes a converted directory atomically."""
+    """Writes a converted directory atomically; ``overwrite`` replaces only a converted model
+    (a directory with ``spec.json``), never another folder."""
     from clap_jax.tokenizer import copy_tokenizer_files
-    with atomic_directory(out, overwrite) as tmp:
+    with atomic_directory(out, overwrite, must_contain=SPEC_FILE) as tmp:
         with open(os.path.join(tmp, SPEC_FILE), "w") as f:
             f.write(spec.to_json())
         if tokenizer_src is not None:

@@ -5,62 +5,131 @@ r"""Zero-shot classification of audio files with text prompts.
         --labels="dog barking,rain,siren" --prompt="This is a sound of {}." --top_k=3
 
 Prints, per file, the top-k labels with their probabilities (softmax over the prompts of
-exp(logit_scale) * cosine). ``--audio`` takes files and folders (comma-separated).
+exp(logit_scale) * cosine), a batch at a time as they are computed; near-silent clips (below
+-90 dBFS after the mono mix, ``audio.silence_reason``) are marked ``[near-silent]``.
+``--audio`` takes files and folders, comma-separated or with the flag repeated (a value naming
+an existing file is taken whole, commas and all).
+
+A file that cannot be used (does not decode, empty, NaN/inf or huge samples) is skipped: one
+line on stderr naming it and why, counted in the summary line at the end; ``--strict`` stops
+at the first instead. Exit status (``clap_jax.cli_errors``): 0 every file classified, 3 some
+skipped, 1 none classified or a user error (one line; the traceback with ``--verbosity=1``).
 """
 from __future__ import annotations
 
 import os
+import sys
+import warnings
 
 import numpy as np
 from absl import app, flags
 
-from clap_jax import api, audio
+from clap_jax import api, audio, cli_errors
 from clap_jax.data import readers
-
-EXAMPLES = os.path.join(api.BUNDLED_DIR, "examples")
-EVERYDAY_LABELS = ("high beep", "low beep", "rain", "siren wailing", "dog barking", "clock ticking", "white noise",
-                   "rising chirp", "bell", "wind", "engine idling", "birds chirping", "applause", "footsteps")
-
-FLAGS = flags.FLAGS
-flags.DEFINE_string("model", "soundscapes-small", "Converted model directory or bundled name.")
-flags.DEFINE_list("audio", [EXAMPLES], "Audio files and/or folders.")
-flags.DEFINE_list("labels", list(EVERYDAY_LABELS), "Class names, comma-separated.")
-flags.DEFINE_string("prompt", "This is a sound of {}.", "Prompt template; {} is replaced by the label.")
-flags.DEFINE_integer("top_k", 3, "Labels to print per file.")
-flags.DEFINE_integer("batch_size", 16, "Clips per batch.")
+from clap_jax.examples import EVERYDAY_LABELS, EXAMPLES_DIR as EXAMPLES
 
 
 def audio_paths(entries: list[str]) -> list[str]:
+    """Audio files from files and folders (``cli_errors.split_paths``); a missing one raises."""
     paths = []
-    for entry in entries:
-        paths += [r.path for r in readers.AudioFolder(entry)] if os.path.isdir(entry) else [entry]
+    for entry in cli_errors.split_paths(entries):
+        if os.path.isdir(entry):
+            paths += [r.path for r in readers.AudioFolder(entry)]
+        elif os.path.exists(entry):
+            paths.append(entry)
+        else:
+            raise FileNotFoundError(f"{entry}: no such audio file or folder")
     if not paths:
-        raise FileNotFoundError(f"no audio files in {entries}")
+        raise FileNotFoundError(f"no audio files in {', '.join(map(str, entries))}")
     return paths
 
 
-def classify(model: api.Clap, paths: list[str], labels: list[str], prompt: str, batch_size: int = 16) -> np.ndarray:
-    """Probabilities (n_files, n_labels)."""
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def iter_classify(model: api.Clap, paths: list[str], labels: list[str], prompt: str, batch_size: int = 16,
+                  skip=None):
+    """Yields ``(path, probabilities (n_labels,), near_silent)`` per usable file, a batch at a
+    time. A file that fails calls ``skip(path, error)`` (None: the error is raised)."""
     text = model.embed_text([prompt.format(label) for label in labels])
-    probs = []
     for i in range(0, len(paths), batch_size):
-        clips = [audio.read_audio(p) for p in paths[i:i + batch_size]]
-        emb = model.embed_audio([x for x, _ in clips], [r for _, r in clips])
-        logits = model.similarity(emb, text)
-        e = np.exp(logits - logits.max(axis=1, keepdims=True))
-        probs.append(e / e.sum(axis=1, keepdims=True))
-    return np.concatenate(probs)
+        clips, names = [], []
+        for p in paths[i:i + batch_size]:
+            try:
+                clips.append(audio.read_audio(p))
+                names.append(p)
+            except (audio.AudioError, OSError, ValueError) as err:
+                if skip is None:
+                    raise
+                skip(p, err)
+        for p, (x, _), emb in zip(names, clips, _embed(model, clips, names, skip)):
+            if emb is not None:
+                yield p, _softmax(model.similarity(emb[None], text))[0], audio.warn_if_near_silent(x, p)
 
 
+def _embed(model: api.Clap, clips, names, skip) -> list:
+    """Embeddings of checked clips (None where ``skip`` took one). The API's near-silent
+    warnings name batch positions; :func:`iter_classify` warns with the file names instead."""
+    if not clips:
+        return []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", audio.NearSilentWarning)
+        try:
+            return list(model.embed_audio([x for x, _ in clips], [r for _, r in clips]))
+        except audio.AudioError:
+            if skip is None:
+                raise
+    out = []
+    for clip, name in zip(clips, names):                       # isolate the clip that failed
+        try:
+            out += _embed(model, [clip], [name], None)
+        except audio.AudioError as err:
+            skip(name, err)
+            out.append(None)
+    return out
+
+
+def classify(model: api.Clap, paths: list[str], labels: list[str], prompt: str, batch_size: int = 16) -> np.ndarray:
+    """Probabilities (n_files, n_labels); a bad file raises."""
+    return np.stack([p for _, p, _ in iter_classify(model, paths, labels, prompt, batch_size)])
+
+
+@cli_errors.guard("clap_jax.classify")
 def main(argv):
-    del argv
+    FLAGS = flags.FLAGS
+    if len(argv) > 1:
+        raise ValueError(f"unexpected arguments {argv[1:]}")
+    labels = [label for label in FLAGS.labels if label.strip()]
+    if not labels:
+        raise ValueError("--labels: no class names")
+    if FLAGS.top_k < 1 or FLAGS.batch_size < 1:
+        raise ValueError(f"--top_k and --batch_size must be >= 1, got {FLAGS.top_k} and {FLAGS.batch_size}")
+    paths = audio_paths(FLAGS.audio)                           # missing files: before the model loads
     model = api.load(FLAGS.model)
-    paths = audio_paths(FLAGS.audio)
-    probs = classify(model, paths, FLAGS.labels, FLAGS.prompt, FLAGS.batch_size)
-    for path, p in zip(paths, probs):
+    skips = cli_errors.Skips("clap_jax.classify", FLAGS.strict)
+    done = 0
+    for path, p, silent in iter_classify(model, paths, labels, FLAGS.prompt, FLAGS.batch_size, skips):
         top = np.argsort(-p)[:FLAGS.top_k]
-        print(f"{os.path.basename(path)}: " + ", ".join(f"{FLAGS.labels[j]} {p[j]:.2f}" for j in top))
+        print(f"{os.path.basename(path)}: " + ", ".join(f"{labels[j]} {p[j]:.2f}" for j in top)
+              + (" [near-silent]" if silent else ""), flush=True)
+        done += 1
+    print(skips.summary(done, "files"), file=sys.stderr)
+    return skips.exit_code(done)
+
+
+def _define_flags() -> None:
+    """The command's flags, defined only when it runs (importers do not claim them)."""
+    flags.DEFINE_string("model", "soundscapes-small", "Converted model directory or bundled name.")
+    flags.DEFINE_multi_string("audio", [EXAMPLES], "Audio files and/or folders: comma-separated or the flag repeated.")
+    flags.DEFINE_list("labels", list(EVERYDAY_LABELS), "Class names, comma-separated.")
+    flags.DEFINE_string("prompt", "This is a sound of {}.", "Prompt template; {} is replaced by the label.")
+    flags.DEFINE_integer("top_k", 3, "Labels to print per file.")
+    flags.DEFINE_integer("batch_size", 16, "Clips per batch.")
+    flags.DEFINE_boolean("strict", False, "Stop at the first bad file instead of skipping it.")
 
 
 if __name__ == "__main__":
+    _define_flags()
     app.run(main)

@@ -24,7 +24,7 @@ import re
 import numpy as np
 from absl import app, flags
 
-from clap_jax import checkpoint, weights
+from clap_jax import checkpoint, cli_errors, weights
 from clap_jax.frontend import SpectrogramConfig, mel_filterbank
 from clap_jax.models.clap import ClapConfig
 from clap_jax.models.cnn14 import Cnn14Config
@@ -159,6 +159,8 @@ def _count(state, key_format: str) -> int:
 def _htsat_config(state, p: str) -> HTSATConfig:
     """HTSAT sizes from the shapes of LAION-named tensors under prefix ``p``."""
     n_stages = _count(state, p + "layers.{}.blocks.0.norm1.weight")
+    if n_stages == 0:
+        raise KeyError(p + "layers.0.blocks.0.norm1.weight")
     depths = tuple(_count(state, p + f"layers.{i}.blocks.{{}}.norm1.weight") for i in range(n_stages))
     tables = [state[p + f"layers.{i}.blocks.0.attn.relative_position_bias_table"] for i in range(n_stages)]
     return HTSATConfig(
@@ -402,12 +404,55 @@ def _read_json(path: str) -> dict | None:
     if not os.path.exists(path):
         return None
     with open(path) as f:
-        return json.load(f)
+        try:
+            data = json.load(f)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}: not valid JSON ({err})") from err
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+SOURCES = ("laion", "hf", "msclap", "panns", "speechbrain")
+TOKENIZERS = {"laion": "roberta-base", "msclap": "bert-base-uncased (2022) or gpt2 (2023)"}
+
+
+def check_arguments(source: str, checkpoint_path: str, out: str, tokenizer: str | None = None,
+                    overwrite: bool = False) -> None:
+    """Everything about the flags that can be checked before the checkpoint is read: the source,
+    the checkpoint exists, a tokenizer folder where the source needs one, and ``out``
+    (``checkpoint.check_output_dir``: new, or with ``overwrite`` a converted model)."""
+    if source not in SOURCES:
+        raise ValueError(f"unknown --source {source!r} ({', '.join(SOURCES)})")
+    if not checkpoint_path or not os.path.exists(checkpoint_path):
+        raise FileNotFoundError(f"--checkpoint={checkpoint_path}: no such file or folder")
+    from clap_jax.tokenizer import TOKENIZER_FILES
+    if tokenizer is not None and not os.path.isdir(tokenizer):
+        raise FileNotFoundError(f"--tokenizer={tokenizer}: no such folder (a Hugging Face tokenizer directory)")
+    tok_dir = tokenizer or (checkpoint_path if source == "hf" and os.path.isdir(checkpoint_path) else None)
+    tok_dir = None if source in ("panns", "speechbrain") else tok_dir          # classifiers have no text
+    if tok_dir is not None and not any(os.path.exists(os.path.join(tok_dir, f)) for f in TOKENIZER_FILES):
+        raise FileNotFoundError(f"{tok_dir}: no tokenizer files ({', '.join(TOKENIZER_FILES)})")
+    if tokenizer is None and source in TOKENIZERS:
+        raise ValueError(f"{checkpoint_path}: {'LAION' if source == 'laion' else 'Microsoft CLAP'} checkpoints "
+                         f"carry no tokenizer; pass --tokenizer=DIR (a Hugging Face {TOKENIZERS[source]} directory)")
+    checkpoint.check_output_dir(out, overwrite)
 
 
 def convert(source: str, checkpoint_path: str, out: str, tokenizer: str | None = None,
             allow_unsafe_pickle: bool = False, overwrite: bool = False) -> ClapSpec | ClassifierSpec:
-    """Converts one checkpoint; returns the spec written to ``out``."""
+    """Converts one checkpoint; returns the spec written to ``out``. The arguments are checked
+    first (:func:`check_arguments`); a checkpoint that cannot be read or does not fit raises
+    ``weights.CheckpointError`` / ``weights.CheckpointMismatch`` naming the file and the key."""
+    check_arguments(source, checkpoint_path, out, tokenizer, overwrite)
+    try:
+        return _convert(source, checkpoint_path, out, tokenizer, allow_unsafe_pickle, overwrite)
+    except weights.CheckpointMismatch as err:
+        raise err.naming(checkpoint_path) from err
+
+
+def _convert(source, checkpoint_path, out, tokenizer, allow_unsafe_pickle, overwrite):
+    """:func:`convert` after :func:`check_arguments` (a tokenizer is there where needed)."""
     if source == "laion":
         state = weights.read_state_dict(checkpoint_path, allow_unsafe_pickle)
         spec = laion_spec(state)
@@ -435,13 +480,9 @@ def convert(source: str, checkpoint_path: str, out: str, tokenizer: str | None =
         rules = MSCLAP_2022_RULES if spec.source == "msclap-2022" else MSCLAP_2023_RULES
         model = checkpoint.abstract_model(spec)
         weights.load_state(model, state, rules, MSCLAP_IGNORE, source=checkpoint_path)
-        if tokenizer is None:
-            name = "bert-base-uncased" if spec.source == "msclap-2022" else "gpt2"
-            raise ValueError(f"{checkpoint_path}: Microsoft CLAP checkpoints carry no tokenizer; pass "
-                             f"--tokenizer=DIR (a Hugging Face {name} directory)")
         checkpoint.save_converted(out, spec, model, tokenizer, overwrite)
         return spec
-    elif source in ("panns", "speechbrain"):
+    else:                                             # panns, speechbrain (check_arguments)
         if source == "panns":
             state = weights.read_state_dict(checkpoint_path, allow_unsafe_pickle, entry="model")
             spec, rules, ignore = panns_spec(state), PANNS_RULES, PANNS_IGNORE
@@ -452,13 +493,8 @@ def convert(source: str, checkpoint_path: str, out: str, tokenizer: str | None =
         weights.load_state(model, state, rules, ignore, source=checkpoint_path)
         checkpoint.save_converted(out, spec, model, None, overwrite)
         return spec
-    else:
-        raise ValueError(f"unknown --source {source!r} (laion, hf, msclap, panns, speechbrain)")
     model = checkpoint.abstract_model(spec)
     weights.load_state(model, state, LAION_RULES, LAION_IGNORE, source=checkpoint_path)
-    if tok_dir is None:
-        raise ValueError(f"{checkpoint_path}: LAION checkpoints carry no tokenizer; pass --tokenizer=DIR "
-                         "(a Hugging Face roberta-base directory)")
     checkpoint.save_converted(out, spec, model, tok_dir, overwrite)
     return spec
 
@@ -475,14 +511,20 @@ flags.DEFINE_bool("allow_unsafe_pickle", False,
                   "Read the checkpoint with torch.load(weights_only=False). The published LAION .pt files need it "
                   "under current torch, but full unpickling executes any code stored in the file: use it only for "
                   "files from a source you trust.")
-flags.DEFINE_bool("overwrite", False, "Replace an existing output directory.")
+flags.DEFINE_bool("overwrite", False, "Replace an existing converted model directory (one with spec.json; "
+                  "any other existing folder is never replaced), atomically.")
 
 
+@cli_errors.guard("clap_jax.convert")
 def main(argv):
-    del argv
+    """Exit status 0 when written; 1 with one line on stderr naming what is wrong (the traceback
+    with ``--verbosity=1``), nothing written at ``--out``."""
+    if len(argv) > 1:
+        raise ValueError(f"unexpected arguments {argv[1:]}")
     spec = convert(FLAGS.source, FLAGS.checkpoint, FLAGS.out, FLAGS.tokenizer, FLAGS.allow_unsafe_pickle,
                    FLAGS.overwrite)
     print(f"wrote {FLAGS.out}: {describe(spec)}")
+    return 0
 
 
 def describe(spec: ClapSpec | ClassifierSpec) -> str:

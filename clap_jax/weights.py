@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import pickle
 import re
+import zipfile
 from typing import Callable, Iterable, Mapping
 
 import jax.numpy as jnp
@@ -20,19 +21,86 @@ from flax import nnx
 UNSAFE_FLAG = "--allow_unsafe_pickle"
 
 
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be read: empty, truncated, not a checkpoint, not a state dict."""
+
+
+def _listing(keys: list[str], limit: int = 20) -> str:
+    return ", ".join(keys[:limit]) + (f", ... (+{len(keys) - limit} more)" if len(keys) > limit else "")
+
+
 class CheckpointMismatch(ValueError):
-    """The checkpoint does not fit the architecture."""
+    """The checkpoint does not fit the architecture (one line; the full lists in the attributes)."""
 
     def __init__(self, source: str, missing: list[str], unexpected: list[str], shapes: list[str] = ()):
-        self.missing, self.unexpected, self.shapes = missing, unexpected, list(shapes)
+        self.source, self.missing, self.unexpected, self.shapes = source, missing, unexpected, list(shapes)
         parts = [f"{source}: checkpoint does not match the architecture."]
         if missing:
-            parts.append(f"Missing keys ({len(missing)}): " + ", ".join(missing))
+            parts.append(f"Missing keys ({len(missing)}): " + _listing(missing) + ".")
         if unexpected:
-            parts.append(f"Unexpected keys ({len(unexpected)}): " + ", ".join(unexpected))
+            parts.append(f"Unexpected keys ({len(unexpected)}): " + _listing(unexpected) + ".")
         if shapes:
-            parts.append("Shape mismatches: " + "; ".join(shapes))
-        super().__init__("\n".join(parts))
+            parts.append("Shape mismatches: " + "; ".join(self.shapes[:20]) + ".")
+        super().__init__(" ".join(parts))
+
+    def naming(self, path: str) -> "CheckpointMismatch":
+        """The same mismatch with the file named (when the message does not name it yet)."""
+        if path in self.source:
+            return self
+        return CheckpointMismatch(f"{path} ({self.source})", self.missing, self.unexpected, self.shapes)
+
+
+_TRUNCATED = "truncated download?"
+
+
+def _sniff(path: str) -> str:
+    """The container of a checkpoint file: "zip" (torch.save), "pickle" (legacy torch.save) or
+    "safetensors"; :class:`CheckpointError` for an empty, truncated or foreign file."""
+    size = os.path.getsize(path)
+    if size == 0:
+        raise CheckpointError(f"{path}: empty file (0 bytes): {_TRUNCATED}")
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if head.startswith(b"PK"):
+        try:
+            with zipfile.ZipFile(path) as z:
+                names = z.namelist()
+        except zipfile.BadZipFile as err:
+            raise CheckpointError(f"{path}: zip archive cut short at {size} bytes ({err}): {_TRUNCATED}") from err
+        if not any(n.endswith("data.pkl") for n in names):
+            raise CheckpointError(f"{path}: a zip archive but not a PyTorch checkpoint (no data.pkl; holds "
+                                  f"{', '.join(names[:5])})")
+        return "zip"
+    if head[:1] == b"\x80":
+        return "pickle"
+    if path.endswith(".safetensors") or (size >= 8 and head[8:9] == b"{"):
+        return "safetensors"
+    raise CheckpointError(f"{path}: not a PyTorch checkpoint (starts with {head[:8]!r}; expected a torch.save zip "
+                          "archive, a pickle or a .safetensors file)")
+
+
+def _torch_load(path: str, allow_unsafe_pickle: bool):
+    try:
+        import torch
+    except ImportError as err:
+        raise ImportError(f"{path}: reading PyTorch pickles needs torch (pip install 'clap-jax[convert]')") from err
+    try:
+        return torch.load(path, map_location="cpu", weights_only=not allow_unsafe_pickle)
+    except pickle.UnpicklingError as err:
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        if "weights only" not in str(err).lower():
+            raise CheckpointError(f"{path}: corrupt pickle ({first}): {_TRUNCATED}") from err
+        raise ValueError(
+            f"{path}: this checkpoint cannot be read safely (weights_only=True failed: {first}). "
+            f"If you trust the file, rerun with {UNSAFE_FLAG}, which unpickles it fully and can execute "
+            f"code stored in it.") from err
+    except (EOFError, RuntimeError, OSError, KeyError, IndexError, ValueError, TypeError) as err:
+        first = (str(err).splitlines() or [""])[0][:200] or type(err).__name__
+        raise CheckpointError(f"{path}: cannot read the checkpoint ({first}): corrupt or {_TRUNCATED}") from err
+
+
+def _is_tensor(value) -> bool:
+    return hasattr(value, "detach") or isinstance(value, (np.ndarray, np.generic))
 
 
 def read_state_dict(path: str, allow_unsafe_pickle: bool = False, entry: str | None = None) -> dict[str, np.ndarray]:
@@ -42,38 +110,48 @@ def read_state_dict(path: str, allow_unsafe_pickle: bool = False, entry: str | N
     need full unpickling (the published LAION ``.pt`` files, for example) are refused unless
     ``allow_unsafe_pickle``: full unpickling executes whatever code the file contains.
     ``entry`` selects a sub-dict (``state_dict``, ``model``); by default ``state_dict`` is used if
-    present. A DDP ``module.`` prefix is stripped.
+    present. A DDP ``module.`` prefix is stripped. A file that is empty, truncated, not a
+    checkpoint or not a dict of tensors raises :class:`CheckpointError` naming it and what is wrong.
     """
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no such checkpoint")
-    if path.endswith(".safetensors"):
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{path}: a folder, not a checkpoint file")
+    if _sniff(path) == "safetensors":
         from safetensors.numpy import load_file
-        raw = load_file(path)
+        try:
+            raw = load_file(path)
+        except Exception as err:                              # safetensors raises its own error type
+            raise CheckpointError(f"{path}: cannot read safetensors ({err}): corrupt or {_TRUNCATED}") from err
     else:
-        try:
-            import torch
-        except ImportError as err:
-            raise ImportError(f"{path}: reading PyTorch pickles needs torch (pip install 'clap-jax[convert]')") from err
-        try:
-            raw = torch.load(path, map_location="cpu", weights_only=not allow_unsafe_pickle)
-        except pickle.UnpicklingError as err:
-            raise ValueError(
-                f"{path}: this checkpoint cannot be read safely (weights_only=True failed: {str(err).splitlines()[0]}). "
-                f"If you trust the file, rerun with {UNSAFE_FLAG}, which unpickles it fully and can execute "
-                f"code stored in it.") from err
+        raw = _torch_load(path, allow_unsafe_pickle)
+    if not isinstance(raw, Mapping):
+        shape = f" of shape {tuple(raw.shape)}" if hasattr(raw, "shape") else ""
+        raise CheckpointError(f"{path}: holds a {type(raw).__name__}{shape}, not a state dict (a dict of named "
+                              "tensors, as torch.save(model.state_dict()) writes)")
+    top = ", ".join(map(str, sorted(raw, key=str)[:10]))
     if entry is not None:
         if entry not in raw:
-            raise KeyError(f"{path}: no '{entry}' entry (top-level keys: {sorted(raw)[:10]})")
+            raise CheckpointError(f"{path}: no '{entry}' entry (top-level keys: {top})")
         raw = raw[entry]
-    elif isinstance(raw, Mapping) and "state_dict" in raw:
+    elif "state_dict" in raw:
         raw = raw["state_dict"]
+    if not isinstance(raw, Mapping):
+        raise CheckpointError(f"{path}: '{entry or 'state_dict'}' holds a {type(raw).__name__}, not a state dict")
+    if raw and not any(_is_tensor(v) for v in raw.values()):
+        raise CheckpointError(f"{path}: no tensors at the top level and no '{entry or 'state_dict'}' entry "
+                              f"(top-level keys: {top})")
     out = {}
     for key, value in raw.items():
+        if not _is_tensor(value):
+            raise CheckpointError(f"{path}: '{key}' holds a {type(value).__name__}, not a tensor")
         if key.startswith("module."):
             key = key[len("module."):]
         if hasattr(value, "detach"):
             value = value.detach().float().numpy() if value.is_floating_point() else value.numpy()
         out[key] = np.asarray(value)
+    if not out:
+        raise CheckpointError(f"{path}: an empty state dict")
     return out
 
 

@@ -113,18 +113,29 @@ class Cnn14PsiDecoder(nnx.Module):
         self.convt9 = ct(d // 8, outdim, (1, 5), (1, 4), 0)
         self.dim, self.outdim = dim, outdim
 
-    def __call__(self, hs: Sequence[jnp.ndarray]) -> jnp.ndarray:
+    def __call__(self, hs: Sequence[jnp.ndarray], condition=None) -> jnp.ndarray:
         """``hs``: (block6, block5, block4, block3) NHWC, (B, T/32, F/32, dim), (B, T/32, F/32, dim/2),
         (B, T/16, F/16, dim/4), (B, T/8, F/8, dim/8) (our ``Cnn14`` ``blocks[5], [4], [3], [2]``).
+        ``condition(level, h) -> h`` (LMAC-ZS) acts after each of the three skip sums (levels 0, 1, 2,
+        widths dim, dim, dim/2).
 
         Returns the pre-sigmoid map (B, T_out, F_out) float32 ((B, T_out, F_out, outdim) if outdim > 1).
+        At the recipe's geometry (80 mels) the skip sums line up exactly; at others (Microsoft CLAP's
+        64 mels, other clip lengths) both summands are cropped to their common extent.
         """
         relu = jax.nn.relu
-        h = relu(self.convt1(hs[0])) + relu(self.convt2(hs[1]))
-        h = relu(self.convt3(h)) + relu(self.convt4(hs[2]))
-        h = relu(self.convt5(h)) + relu(self.convt6(hs[3]))
+        condition = condition or (lambda level, h: h)
+        h = condition(0, _add_cropped(relu(self.convt1(hs[0])), relu(self.convt2(hs[1]))))
+        h = condition(1, _add_cropped(relu(self.convt3(h)), relu(self.convt4(hs[2]))))
+        h = condition(2, _add_cropped(relu(self.convt5(h)), relu(self.convt6(hs[3]))))
         h = self.convt9(self.convt8(relu(self.convt7(h))))
         return (h[..., 0] if self.outdim == 1 else h).astype(jnp.float32)
+
+
+def _add_cropped(a: jnp.ndarray, b: jnp.ndarray) -> jnp.ndarray:
+    """a + b (NHWC), both cropped to their common (H, W) (a no-op where the shapes agree)."""
+    h, w = min(a.shape[1], b.shape[1]), min(a.shape[2], b.shape[2])
+    return a[:, :h, :w] + b[:, :h, :w]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -218,16 +229,19 @@ class HtsatGridDecoder(nnx.Module):
         self.unpatch = ConvTranspose2d(dim, dim // 2, patch_size, patch_size, 0, dtype=dtype, rngs=rngs)
         self.head = conv(dim // 2, outdim)
 
-    def __call__(self, stages: Sequence[jnp.ndarray], frames: int) -> jnp.ndarray:
+    def __call__(self, stages: Sequence[jnp.ndarray], frames: int, condition=None) -> jnp.ndarray:
         """``stages``: HTSAT's ``stages`` output, k = 0..3: (B, G/2^k, G/2^k, embed_dim 2^k).
-        ``frames``: T, the STFT frames to map onto (static).
+        ``frames``: T, the STFT frames to map onto (static). ``condition(level, h) -> h`` (LMAC-ZS)
+        acts on each level's features (width ``dim``), level 0 the coarsest.
 
         Returns the pre-sigmoid map (B, T, n_freq) float32 ((B, T, n_freq, outdim) if outdim > 1).
         """
+        condition = condition or (lambda level, h: h)
         feats = [p(n(unfold_tokens(s, self.freq_ratio))) for s, n, p in zip(stages, self.norms, self.proj)]
-        h = jax.nn.relu(feats[-1])
+        h = condition(0, jax.nn.relu(feats[-1]))
         for k in range(len(feats) - 2, -1, -1):
             h = jax.nn.relu(self.fuse[k](jax.nn.relu(self.up[k](h)) + feats[k]))
+            h = condition(len(feats) - 1 - k, h)
         y = self.head(jax.nn.relu(self.unpatch(h))).astype(jnp.float32)    # (B, S R, n_mels, outdim)
         pos = np.arange(frames) * ((self.frames_in - 1) / (frames - 1) if frames > 1 else 0.0)
         time_matrix = _interp_matrix(pos, self.frames_in)                   # (T, S R)

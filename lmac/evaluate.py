@@ -339,6 +339,10 @@ def _define_flags():
     flags.DEFINE_string("compilation_cache", os.path.expanduser("~/.cache/clap-jax/xla"),
                         "Persistent XLA compilation cache ('' disables).")
     flags.DEFINE_string("out", "eval", "Output folder.")
+    flags.DEFINE_bool("zero_shot", False, "Evaluate an LMAC-ZS explainer (lmac.evaluate_zs): CLAP's zero-shot "
+                      "decisions, present / absent prompts, ground-truth localisation; 3 dB SNR OOD protocols.")
+    flags.DEFINE_string("prompts", "this is the sound of {label}", "--zero_shot: the class prompt template.")
+    flags.DEFINE_string("model", None, "--zero_shot: the CLAP directory, if not the one the explainer names.")
 
 
 def main(argv):
@@ -346,7 +350,7 @@ def main(argv):
     del argv
     f = flags.FLAGS
     try:
-        methods = resolve(f.methods, METHODS, "method")
+        methods = [] if f.zero_shot else resolve(f.methods, METHODS, "method")
         protocols = resolve(f.protocols, protocols_lib.PROTOCOLS, "protocol")
     except ValueError as err:
         sys.exit(f"lmac.evaluate: {err}")
@@ -359,6 +363,17 @@ def main(argv):
     if f.compilation_cache:
         jax.config.update("jax_compilation_cache_dir", f.compilation_cache)
     import lmac
+    if f.zero_shot:
+        from lmac import evaluate_zs
+        explainer = lmac.load(f.explainer if f["explainer"].present else "soundscapes-small-lmac-zs", model=f.model)
+        evaluate_zs.run(explainer, name=f.explainer, clips=f.clips, seed=f.seed if f["seed"].present
+                        else evaluate_zs.EVAL_SEED, template=f.prompts, out=f.out,
+                        protocol_names=protocols if f["protocols"].present else evaluate_zs.PROTOCOLS,
+                        methods=resolve(f.methods, dict.fromkeys(evaluate_zs.METHODS), "method")
+                        if f["methods"].present else evaluate_zs.METHODS, batch_size=f.batch_size, ig_steps=f.ig_steps,
+                        smoothgrad_samples=f.smoothgrad_samples, smoothgrad_noise=f.smoothgrad_noise)
+        print(f"wrote {f.out}/results.json, {f.out}/results.md")
+        return
     explainer = lmac.load(f.explainer)
     folds = tuple(int(x) for x in f.folds) or None
     data = protocols_lib.load_eval_set(explainer.classifier, f.dataset, f.clips, f.seed, f.root, folds)

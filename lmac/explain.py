@@ -1,33 +1,32 @@
-r"""Listenable explanations of a classifier's decisions: the main job.
+r"""Listenable explanations of a classifier's or a CLAP's decisions: the main job.
 
-    python -m lmac.explain                                     # bundled examples, bundled explainer
+    python -m lmac.explain                        # bundled examples, both bundled explainers, report.html
     python -m lmac.explain --explainer=converted/sb-lmac-esc50 --audio=clips/,dog.flac --out=expl/ --top_k=5
+    python -m lmac.explain --explainer=soundscapes-small-lmac-zs --prompts="a beep,rain,a dog barking"
+    python -m lmac.explain --explainer=DIR --model=converted/laion --prompts=concepts --concepts
 
-Classifies every clip with the explainer's classifier and explains the predicted class with its
-L-MAC decoder. Per clip (``<stem>`` = the file name without its extension) it writes into
-``--out``:
+``--explainer`` takes one or more explainers (comma-separated; with several, each writes into its
+own ``--out/<name>/``). An **L-MAC** explainer classifies every clip with its classifier and
+explains the predicted class; per clip (``<stem>`` = the file name without its extension):
 
-- ``<stem>.wav``: the clip as the classifier heard it (resampled, normalised, padded or cropped
-  to the classifier's window);
+- ``<stem>.wav``: the clip as the classifier heard it (resampled, normalised, padded or cropped);
 - ``<stem>.in.wav``: masked-in, what the explanation says the classifier used;
 - ``<stem>.out.wav``: masked-out, the rest;
 - ``<stem>.png``: spectrogram | mask | masked-in spectrogram (:mod:`lmac.figures`);
 
-plus ``index.md`` (a table and the pictures) and ``explanations.json``
-(``{clip: {explained class: {probability, mask_mean, probability_in, probability_out, top,
-files}}}``). It prints one line per clip: predicted label and probability, the top-k, the
-mask's mean and the predicted class's probability on the masked-in and masked-out input (a quick
-faithfulness read: high in, low out), then where the files are.
+plus ``index.md`` and ``explanations.json`` (``{clip: {explained class: {probability, mask_mean,
+probability_in, probability_out, top, files}}}``). An **LMAC-ZS** explainer explains each clip for
+text prompts (``--prompts``: see :mod:`lmac.explain_zs`) with the same files per prompt and
+``explanations.json`` keyed ``{clip: {prompt: {mask_mean, similarity, ..., files}}}``. Then
+``report.html`` (:mod:`lmac.report`) shows, per clip, every explanation's picture with players for
+the clip and its masked-in and masked-out audio (with ``--concepts``, the clip's top concepts as
+bars). One line is printed per clip and explainer.
 
-``--audio`` takes files and folders (comma-separated; folders are searched recursively for
-audio files); anything soundfile reads. A file that cannot be used (unreadable, empty, NaN) is
-skipped with a one-line warning naming it; the exit status is non-zero only when no clip could
-be explained. Clips go through the explainer in batches of one shape (the last batch is padded),
-so the explanation is compiled once.
-
-The LMAC-ZS extension (prompts for CLAP's zero-shot decisions, ``report.html``) reuses this
-command: an explained *target* is the predicted class here and a prompt there, which is why
-``explanations.json`` is keyed ``{clip: {target: ...}}`` and files are written per target.
+``--audio`` takes files and folders (comma-separated; folders are searched recursively). A file
+that cannot be used (unreadable, empty, NaN) is skipped with a one-line warning naming it
+(``--strict``: stop instead); exit status 0 when every clip was explained, 3 when some were
+skipped, 1 when none could be (``clap_jax.cli_errors``). Clips go through each explainer in
+batches of one shape (the last batch is padded), so each explanation compiles once.
 """
 from __future__ import annotations
 
@@ -41,11 +40,12 @@ from typing import Callable, Iterator
 import numpy as np
 
 from clap_jax import audio as audio_lib
+from clap_jax import cli_errors, examples
 from clap_jax.data import readers
 from lmac import explainer as explainer_lib
 
-DEFAULT_EXPLAINER = "soundscapes-lmac"
-EXAMPLES = os.path.join(explainer_lib.BUNDLED_DIR, "examples")
+DEFAULT_EXPLAINERS = ("soundscapes-lmac", "soundscapes-small-lmac-zs")
+EXAMPLES = examples.EXAMPLES_DIR
 # Python loggers of dependencies that log INFO lines while loading checkpoints.
 QUIET_LOGGERS = ("absl", "orbax", "jax", "flax", "etils", "tensorstore", "matplotlib", "PIL")
 
@@ -107,15 +107,18 @@ def unique_stems(paths: list[str]) -> list[str]:
     return stems
 
 
-def _batches(paths: list[str], stems: list[str], batch_size: int,
-             warn: Callable[[str], None]) -> Iterator[tuple[list, list[Skipped]]]:
-    """Yields ``(good clips [(path, stem, wave, rate)], skipped)`` with at most ``batch_size`` clips."""
+def _batches(paths: list[str], stems: list[str], batch_size: int, warn: Callable[[str], None],
+             strict: bool = False) -> Iterator[tuple[list, list[Skipped]]]:
+    """Yields ``(good clips [(path, stem, wave, rate)], skipped)`` with at most ``batch_size`` clips;
+    with ``strict`` the first unusable file raises ``cli_errors.InputError``."""
     batch, skipped = [], []
     for path, stem in zip(paths, stems):
         try:
             wave, rate = audio_lib.read_audio(path)
         except Exception as err:  # noqa: BLE001 - any unusable file is reported and skipped
             reason = str(err) if path in str(err) else f"{path}: {err}"
+            if strict:
+                raise cli_errors.InputError(f"{reason} (stopped by --strict)") from err
             warn(f"warning: skipped {reason}")
             skipped.append(Skipped(path, reason))
             continue
@@ -129,7 +132,8 @@ def _batches(paths: list[str], stems: list[str], batch_size: int,
 
 def explain_files(explainer: explainer_lib.Explainer, paths: list[str], out: str, *, top_k: int = 3,
                   batch_size: int = 8, figures: bool = True, log: Callable[[str], None] = print,
-                  warn: Callable[[str], None] | None = None) -> tuple[list[ClipResult], list[Skipped]]:
+                  warn: Callable[[str], None] | None = None, strict: bool = False
+                  ) -> tuple[list[ClipResult], list[Skipped]]:
     """Explains ``paths`` in batches of one shape, writes every clip's files into ``out`` as its
     batch finishes and logs its line; returns the results and the skipped files."""
     from lmac import figures as figures_lib
@@ -141,7 +145,7 @@ def explain_files(explainer: explainer_lib.Explainer, paths: list[str], out: str
     rate = explainer.sample_rate
     size = max(1, min(batch_size, len(paths)))
     results, skipped = [], []
-    for batch, bad in _batches(paths, unique_stems(paths), size, warn):
+    for batch, bad in _batches(paths, unique_stems(paths), size, warn, strict):
         skipped += bad
         if not batch:
             continue
@@ -198,51 +202,132 @@ def write_index(out: str, results: list[ClipResult], skipped: list[Skipped], exp
     return [index, data_path]
 
 
+def bundled_explainers() -> list[str]:
+    """Names of the bundled explainer directories (L-MAC and LMAC-ZS)."""
+    here, found = explainer_lib.BUNDLED_DIR, []
+    for d in sorted(os.listdir(here)):
+        path = os.path.join(here, d, "spec.json")
+        if os.path.exists(path):
+            with open(path) as f:
+                if "explainer/" in str(json.load(f).get("format", "")):
+                    found.append(d)
+    return found
+
+
+def load_explainers(names: list[str], model: str | None):
+    """``([(name, explainer)], None)``, or ``(None, one-line error)``."""
+    loaded = []
+    for name in names:
+        try:
+            loaded.append((name, explainer_lib.load(name, model=model)))
+        except (FileNotFoundError, ValueError) as err:
+            if not os.path.exists(name) and os.sep not in name:
+                err = (f"no such directory and no bundled explainer of that name "
+                       f"(bundled explainers: {', '.join(bundled_explainers()) or 'none'})")
+            return None, f"error: cannot load explainer {name!r}: {err}"
+    return loaded, None
+
+
+def _prompt_mode(flag: list[str], labels: list[str], template: str):
+    """``--prompts`` -> what :func:`lmac.explain_zs.explain_clips` takes."""
+    if flag == ["labels"]:
+        return ("labels", [template.format(label) for label in labels])
+    if flag == ["concepts"]:
+        return ("concepts", None)
+    return [p for p in flag if p.strip()]
+
+
 def main(argv) -> int:
     from absl import flags
+    from lmac import explain_zs, report, zs_explainer
     FLAGS = flags.FLAGS
     if len(argv) > 1:
         print(f"unexpected arguments: {' '.join(argv[1:])}", file=sys.stderr)
         return 2
     quiet_logs(verbose=FLAGS["verbosity"].present)
-    try:
-        explainer = explainer_lib.load(FLAGS.explainer)
-    except (FileNotFoundError, ValueError) as err:
-        if not os.path.exists(FLAGS.explainer) and os.sep not in FLAGS.explainer:
-            here = explainer_lib.BUNDLED_DIR
-            bundled = sorted(d for d in os.listdir(here) if os.path.exists(os.path.join(here, d, "spec.json"))
-                             and os.path.isdir(os.path.join(here, d, explainer_lib.CLASSIFIER_DIR)))
-            err = (f"no such directory and no bundled explainer of that name "
-                   f"(bundled explainers: {', '.join(bundled) or 'none'})")
-        print(f"error: cannot load explainer {FLAGS.explainer!r}: {err}", file=sys.stderr)
+    loaded, error = load_explainers(FLAGS.explainer, FLAGS.model)
+    if error:
+        print(error, file=sys.stderr)
         return 2
     paths = audio_paths(FLAGS.audio)
     if not paths:
         print(f"error: no audio files in {', '.join(FLAGS.audio)}", file=sys.stderr)
         return 1
-    results, skipped = explain_files(explainer, paths, FLAGS.out, top_k=FLAGS.top_k,
-                                     batch_size=FLAGS.batch_size, log=lambda s: print(s, flush=True))
-    if results:
-        write_index(FLAGS.out, results, skipped, FLAGS.explainer)
-    note = f", {len(skipped)} skipped" if skipped else ""
-    print(f"{len(results)} of {len(paths)} clips explained{note}.")
-    if not results:
+    prompts = _prompt_mode(FLAGS.prompts, FLAGS.labels, FLAGS.template)
+    if not prompts:
+        print("error: --prompts is empty", file=sys.stderr)
+        return 2
+    warned: set[str] = set()
+    warn = lambda msg: (msg in warned) or warned.add(msg) or print(msg, file=sys.stderr, flush=True)
+    sections, explained, skipped_all = {}, set(), {}
+    for name, explainer in loaded:
+        out = FLAGS.out if len(loaded) == 1 else os.path.join(FLAGS.out, os.path.basename(name.rstrip(os.sep)))
+        os.makedirs(out, exist_ok=True)
+        size = max(1, min(FLAGS.batch_size, len(paths)))
+        print(f"{name}:", flush=True)
+        if isinstance(explainer, zs_explainer.ZsExplainer):
+            results, skipped = explain_zs.run_batches(
+                explainer, _batches(paths, unique_stems(paths), size, warn, FLAGS.strict), out, prompts=prompts,
+                top_k=FLAGS.top_k,
+                concepts=FLAGS.concepts or prompts == ("concepts", None), size=size,
+                log=lambda line: print("  " + line, flush=True))
+            cards = explain_zs.report_clips(results)
+            with open(os.path.join(out, "explanations.json"), "w") as f:
+                json.dump({"explainer": name, "clips": explain_zs.as_json(results, out),
+                           "skipped": {s.path: s.reason for s in skipped}}, f, indent=2)
+        else:
+            results, skipped = explain_files(explainer, paths, out, top_k=FLAGS.top_k, batch_size=FLAGS.batch_size,
+                                             log=lambda line: print("  " + line, flush=True), warn=warn,
+                                             strict=FLAGS.strict)
+            write_index(out, results, skipped, name)
+            cards = lmac_report_clips(results)
+        for card in cards:
+            sections.setdefault(card.name, []).append((name, card))
+        explained |= {r.path for r in results}
+        skipped_all.update({s.path: s.reason for s in skipped})
+    note = f", {len(skipped_all)} skipped" if skipped_all else ""
+    print(f"{len(explained)} of {len(paths)} clips explained{note}.")
+    if not explained:
         return 1
-    print(f"Files in {FLAGS.out.rstrip(os.sep) + os.sep}: index.md (table and pictures), per clip <stem>.wav "
-          f"(as classified), <stem>.in.wav (what the classifier used), <stem>.out.wav (the rest), <stem>.png.")
-    return 0
+    clips = [report.ClipReport(name=clip, audio=parts[0][1].audio, concepts=next(
+                 (c.concepts for _, c in parts if c.concepts), None),
+                 targets=[dataclasses.replace(t, name=f"{t.name}  [{os.path.basename(n.rstrip(os.sep))}]")
+                          for n, c in parts for t in c.targets]) for clip, parts in sections.items()]
+    page = report.write_report(FLAGS.out, "Listenable explanations", clips)
+    print(f"Open {page}: per clip and explained class or prompt, the mask over the spectrogram and players "
+          f"for the clip, the masked-in audio (what the model used) and the masked-out audio (the rest).")
+    return cli_errors.PARTIAL if skipped_all else cli_errors.OK
+
+
+def lmac_report_clips(results: list[ClipResult]):
+    """:mod:`lmac.report` sections for L-MAC results (one card: the predicted class)."""
+    from lmac import report
+    return [report.ClipReport(name=os.path.basename(r.path), audio=r.files["wav"], targets=[report.TargetReport(
+        name=r.label, score=r.probability, score_name="probability", mask_mean=r.mask_mean,
+        image=r.files.get("png", ""), masked_in=r.files["masked_in"], masked_out=r.files["masked_out"],
+        extra={"p masked-in": r.probability_in, "p masked-out": r.probability_out})]) for r in results]
 
 
 def _define_flags() -> None:
     from absl import flags
-    flags.DEFINE_string("explainer", DEFAULT_EXPLAINER, "Explainer directory or bundled name.")
+    from clap_jax.examples import EVERYDAY_LABELS
+    from lmac.explain_zs import DEFAULT_TEMPLATE
+    flags.DEFINE_list("explainer", list(DEFAULT_EXPLAINERS), "Explainer directories or bundled names "
+                      "(L-MAC and/or LMAC-ZS), comma-separated.")
+    flags.DEFINE_string("model", None, "LMAC-ZS: the CLAP directory, if not the one the explainer names.")
     flags.DEFINE_list("audio", [EXAMPLES], "Audio files and/or folders (searched recursively), comma-separated.")
+    flags.DEFINE_list("prompts", ["labels"], "LMAC-ZS prompts: 'labels' (each clip's top_k labels and the least "
+                      "similar one), 'concepts' (each clip's top_k sparse.decompose concepts) or a comma-separated list.")
+    flags.DEFINE_list("labels", list(EVERYDAY_LABELS), "Labels for --prompts=labels.")
+    flags.DEFINE_string("template", DEFAULT_TEMPLATE, "Prompt template for labels; {} is the label.")
+    flags.DEFINE_bool("concepts", False, "LMAC-ZS: add each clip's top concepts (sparse.decompose) to the report.")
     flags.DEFINE_string("out", "explanations", "Output folder.")
-    flags.DEFINE_integer("top_k", 3, "Classes to print per clip.")
+    flags.DEFINE_integer("top_k", 3, "Classes to print per clip (L-MAC); prompts or concepts per clip (LMAC-ZS).")
     flags.DEFINE_integer("batch_size", 8, "Clips per explanation batch (one compiled shape).")
+    flags.DEFINE_bool("strict", False, "Stop at the first unusable file instead of skipping it.")
 
 
 if __name__ == "__main__":
     from absl import app
     _define_flags()
-    app.run(main)
+    app.run(cli_errors.guard("lmac.explain")(main))

@@ -26,8 +26,8 @@ import soundfile as sf
 from flax import nnx
 
 from clap_jax import checkpoint, classifier as classifier_lib, frontend
-from clap_jax.spec import from_dict
-from lmac import decoders, masking
+from clap_jax.spec import from_dict, spec_format
+from lmac import decoders, masking, zs_explainer
 
 FORMAT = "clap-jax-explainer/1"
 CLASSIFIER_DIR = "classifier"
@@ -129,14 +129,20 @@ class Explainer:
             checkpoint.save_params(os.path.join(tmp, checkpoint.PARAMS_DIR), self.decoder())
 
 
-def load(name_or_dir: str, dtype=jnp.float32) -> Explainer:
-    """Loads an explainer directory (or the name of a bundled one) without torch."""
+def load(name_or_dir: str, dtype=jnp.float32, *, model: str | None = None):
+    """Loads an explainer directory (or the name of a bundled one) without torch: an L-MAC
+    :class:`Explainer`, or an LMAC-ZS :class:`lmac.zs_explainer.ZsExplainer` (``model`` overrides
+    the CLAP it names)."""
     directory = name_or_dir
     if not os.path.isdir(directory) and os.path.isdir(os.path.join(BUNDLED_DIR, name_or_dir)):
         directory = os.path.join(BUNDLED_DIR, name_or_dir)
     path = os.path.join(directory, checkpoint.SPEC_FILE)
     if not os.path.exists(path):
         raise FileNotFoundError(f"{directory}: not an explainer directory (no {checkpoint.SPEC_FILE})")
+    with open(path) as f:
+        text = f.read()
+    if spec_format(text) == zs_explainer.FORMAT:
+        return zs_explainer.load(directory, model, dtype)
     with open(path) as f:
         try:
             spec = ExplainerSpec.from_json(f.read())

@@ -50,13 +50,14 @@ def contour_level(mask: np.ndarray, min_range: float = 0.1) -> float | None:
 
 
 def mask_figure(explanation, spectrogram_cfg: SpectrogramConfig, title: str, *,
-                subtitle: str | None = None):
+                subtitle: str | None = None, model: str = "the classifier"):
     """A matplotlib Figure: original | mask | masked-in spectrogram, colour bars for dB and mask.
 
     ``explanation``: anything with ``waveform``, ``masked_in`` (samples,) and ``mask``
     (frames, n_freq), e.g. :class:`lmac.Explanation`. ``subtitle`` (optional) goes under the title;
     by default the mask mean and, when the explanation has them, the predicted class's
-    probability on the masked-in and masked-out input.
+    probability on the masked-in and masked-out input. ``model`` names what was explained in the
+    third panel's title.
     """
     plt = _pyplot()
     cfg = spectrogram_cfg
@@ -93,7 +94,7 @@ def mask_figure(explanation, spectrogram_cfg: SpectrogramConfig, title: str, *,
     mk = show(axes[1], mask, cmap="viridis", vmin=0.0, vmax=1.0)
     axes[1].set_title("mask")
     show(axes[2], kept, cmap="magma", vmin=vmin, vmax=vmax)
-    axes[2].set_title("masked-in (what the classifier used)")
+    axes[2].set_title(f"masked-in (what {model} used)")
     for ax in axes:
         ax.set_xlabel("time (s)")
     axes[0].set_ylabel("frequency (kHz)")

@@ -25,6 +25,8 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
+from clap_jax.linalg import l2_normalize
+
 
 @dataclasses.dataclass(frozen=True)
 class LossWeights:
@@ -105,8 +107,7 @@ def mix_at_0db(clean: jnp.ndarray, noise: jnp.ndarray, peak: str = "signed") -> 
     """The recipe's ``combine_batches``: clean and noise (B, T) each scaled to unit L2 norm, summed,
     divided by the signed maximum sample (``peak="signed"``, ``torch.max``, as the recipe and its
     OOD mixtures do) or by max |x| (``peak="abs"``, which keeps the mixture within [−1, 1])."""
-    unit = lambda x: x / jnp.linalg.norm(x, axis=-1, keepdims=True)
-    mixed = unit(clean) + unit(noise)
+    mixed = l2_normalize(jnp.asarray(clean)) + l2_normalize(jnp.asarray(noise))
     if peak == "signed":
         return mixed / mixed.max(axis=-1, keepdims=True)
     if peak == "abs":

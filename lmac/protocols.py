@@ -33,6 +33,7 @@ import numpy as np
 
 from clap_jax import audio
 from clap_jax.data import readers, soundscapes
+from clap_jax.linalg import l2_normalize
 
 Truth = list  # per clip: list of (class index of the classifier or -1, bool (frames, n_freq))
 
@@ -131,8 +132,7 @@ def peak_normalise(x: np.ndarray) -> np.ndarray:
 
 def mix(s: np.ndarray, n: np.ndarray, a: float, b: float) -> np.ndarray:
     """a·s/||s|| + b·n/||n|| per row (a zero-norm row is left unscaled), then :func:`peak_normalise`."""
-    unit = lambda x: x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-    return peak_normalise(a * unit(s.astype(np.float64)) + b * unit(n.astype(np.float64)))
+    return peak_normalise(a * l2_normalize(s.astype(np.float64)) + b * l2_normalize(n.astype(np.float64)))
 
 
 def partners(n: int, seed: int) -> np.ndarray:
@@ -202,3 +202,24 @@ def contaminate(protocol: str, waves: np.ndarray, seed: int, speech: np.ndarray 
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
     return np.asarray(PROTOCOLS[protocol](waves, seed, speech), np.float32)
+
+
+# LMAC-ZS's OOD protocols (methods.md C.4): contamination at 3 dB SNR, a·ŝ + b·n̂ with a/b = 10^(3/20).
+SNR_3DB = 10 ** (-3 / 20)
+
+
+@register("mixtures_3db")
+def mixtures_3db(waves, seed, speech=None):
+    return mix(waves, waves[partners(len(waves), seed)], 1.0, SNR_3DB)
+
+
+@register("white_noise_3db")
+def white_noise_3db(waves, seed, speech=None):
+    return mix(waves, np.random.default_rng([seed, 2]).standard_normal(waves.shape), 1.0, SNR_3DB)
+
+
+@register("speech_3db")
+def speech_3db(waves, seed, speech=None):
+    if speech is None:
+        raise ValueError("the speech protocol needs speech clips (corpus_speech or folder_speech)")
+    return mix(waves, speech, 1.0, SNR_3DB)

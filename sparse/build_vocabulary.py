@@ -68,6 +68,7 @@ import unicodedata
 
 import numpy as np
 
+from clap_jax.linalg import l2_normalize
 from sparse.vocabulary import Vocabulary, write
 
 log = logging.getLogger(__name__)
@@ -305,8 +306,7 @@ def clustered(raw: dict[str, int], embed, size: int = 2000, candidates: int = 10
         raise ValueError(f"clustered: {len(items)} cleaned tags, fewer than size = {size} clusters")
     tags = [t for t, _ in items]
     counts = np.array([n for _, n in items], np.int64)
-    x = np.asarray(embed(tags), np.float32)
-    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    x = l2_normalize(np.asarray(embed(tags), np.float32), axis=1)
     cents, assign = kmeans(x, size, seed)
     d2 = np.sum((x - cents[assign]) ** 2, axis=1)
     # Per cluster: the member nearest to its centroid (ties: the more frequent, earlier tag).

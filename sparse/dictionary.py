@@ -1,7 +1,7 @@
 """Concept dictionaries: a vocabulary encoded by a CLAP text encoder, SpLiCE-preprocessed.
 
 SpLiCE preprocessing (Bhalla et al. 2024, ``splice/model.py``; methods.md A.8), with
-``normalize(x) = x / ||x||`` on the last axis:
+``normalize(x) = x / ||x||`` on the last axis (``clap_jax.linalg.l2_normalize``):
 
 * concepts: ``e_i = normalize(text(concept_i))``, ``mu_c = mean_i e_i``,
   ``C_i = normalize(e_i - mu_c)``;   (c, d)
@@ -29,6 +29,7 @@ import weakref
 import jax
 import numpy as np
 
+from clap_jax.linalg import l2_normalize
 from sparse.vocabulary import Vocabulary, as_vocabulary
 
 CACHE_FORMAT = "clap-jax-concepts/1"
@@ -38,12 +39,6 @@ _FINGERPRINTS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 def default_cache_dir() -> str:
     root = os.environ.get("CLAP_JAX_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "clap_jax"))
     return os.path.join(root, "concepts")
-
-
-def normalize(x: np.ndarray) -> np.ndarray:
-    """Rows (last axis) scaled to unit L2 norm; zero rows stay zero."""
-    x = np.asarray(x, np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
 def model_fingerprint(model) -> str:
@@ -105,7 +100,7 @@ def audio_mean(embeddings) -> np.ndarray:
     z = _check_embeddings(embeddings, None, "audio_mean")
     if z.shape[0] < 2:
         raise ValueError(f"audio_mean: needs at least 2 embeddings, got {z.shape[0]}")
-    return normalize(z).mean(axis=0)
+    return l2_normalize(z).mean(axis=0)
 
 
 def _check_embeddings(embeddings, dim: int | None, what: str) -> np.ndarray:
@@ -179,19 +174,19 @@ class ConceptDictionary:
     def prepare(self, embeddings) -> np.ndarray:
         """SpLiCE audio preprocessing: (n, d) or (d,) -> (n, d) ``normalize(normalize(z) - mu_a)``.
         Raises ValueError naming the rows that are NaN/inf/zero or of the wrong dimension."""
-        z = normalize(self.check(embeddings)) - self._mean()
+        z = l2_normalize(self.check(embeddings)) - self._mean()
         same = np.flatnonzero(np.linalg.norm(z, axis=1) < 1e-6)
         if same.size:
             raise ValueError(f"{self.source}: embedding row(s) {', '.join(map(str, same[:5]))} equal the audio "
                              "mean, nothing is left after centring (is the mean computed from these clips alone?)")
-        return normalize(z)
+        return l2_normalize(z)
 
     def recompose(self, weights) -> np.ndarray:
         """Weights (n, c) -> embeddings (n, d) in the model's audio space (module docstring)."""
         w = np.asarray(weights, np.float32)
         if w.ndim != 2 or w.shape[1] != len(self):
             raise ValueError(f"{self.source}: weights must have shape (n, {len(self)}), got {w.shape}")
-        return normalize(normalize(w @ self.concepts) + self._mean())
+        return l2_normalize(l2_normalize(w @ self.concepts) + self._mean())
 
     def indices(self, names) -> np.ndarray:
         """Positions of concept names; unknown names raise KeyError with suggestions."""
@@ -214,12 +209,12 @@ def from_embeddings(names, text_embeddings, *, center: bool = True, audio_mean=N
     e = _check_embeddings(text_embeddings, None, source)
     if e.shape[0] != len(names):
         raise ValueError(f"{source}: {e.shape[0]} embeddings for {len(names)} concepts")
-    e = normalize(e)
+    e = l2_normalize(e)
     if center:
         if len(names) < 2:
             raise ValueError(f"{source}: centring needs at least 2 concepts (or center=False)")
         mu = e.mean(axis=0)
-        concepts = normalize(e - mu)
+        concepts = l2_normalize(e - mu)
     else:
         mu = np.zeros((e.shape[1],), np.float32)
         concepts = e

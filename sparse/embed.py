@@ -3,6 +3,8 @@
 * :func:`embed_records` / :func:`embed_files`: (n, d) audio embeddings, ``batch_size`` clips per
   call (the last batch is padded with copies of its last clip, so the encoder compiles once),
   clips decoded one batch ahead in a background thread.
+* :func:`iter_batches` / :func:`iter_files`: the same, batch by batch, with bad inputs skipped
+  (named through a ``skip`` callback) instead of stopping everything.
 * :func:`reference_audio_mean`: the audio mean of a reference set of clips, cached per model:
   synthetic soundscapes clips (256, seed 20000, disjoint from training and evaluation seeds) at
   the model's sample rate and window. It is the natural mean for the bundled model; for a real
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
+import warnings
 from typing import Sequence
 
 import numpy as np
@@ -24,8 +27,37 @@ from sparse import dictionary
 REFERENCE_SEED, REFERENCE_CLIPS = 20000, 256
 
 
-def _batched(model, load, n: int, batch_size: int, progress: bool, desc: str) -> np.ndarray:
-    """Embeds items 0..n-1 where ``load(i) -> (samples, rate)``; returns (n, d) float32."""
+def _embed(model, clips, names, skip):
+    """Embeddings (m, d) of checked clips, None rows where ``skip`` took a clip. The API's
+    near-silent warnings (which name clips by batch position) are replaced by the callers'."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", audio.NearSilentWarning)
+        try:
+            return list(np.asarray(model.embed_audio([x for x, _ in clips], [r for _, r in clips]), np.float32))
+        except audio.AudioError:
+            if skip is None:
+                raise
+    out = []                                   # isolate the clip that failed, embed the others
+    for clip, name in zip(clips, names):       # names: the real clips only (not the padding)
+        try:
+            out.append(_embed(model, [clip], [name], None)[0])
+        except audio.AudioError as err:
+            skip(name, err)
+            out.append(None)
+    return out
+
+
+def iter_batches(model, load, names: Sequence[str], batch_size: int = 32, skip=None, progress: bool = False,
+                 desc: str = "audio embeddings"):
+    """Embeds items 0..n-1 where ``load(i) -> (samples, rate)``, a batch at a time (decoded one
+    batch ahead in a thread); yields ``(indices (m,), embeddings (m, d) float32, near_silent (m,))``.
+
+    An item that fails to load or embed calls ``skip(names[i], error)`` and is left out
+    (``skip=None``: the error is raised). A near-silent clip (``audio.silence_reason``) warns,
+    naming it. Batches are padded to ``batch_size`` with copies of their last clip when there is
+    more than one, so the encoder compiles once.
+    """
+    n = len(names)
     if n == 0:
         raise ValueError(f"{desc}: nothing to embed")
     starts = list(range(0, n, batch_size))
@@ -35,37 +67,65 @@ def _batched(model, load, n: int, batch_size: int, progress: bool, desc: str) ->
         bar = tqdm.tqdm(total=n, desc=desc, unit="clip")
 
     def read(start):
-        return [load(i) for i in range(start, min(n, start + batch_size))]
+        got = []
+        for i in range(start, min(n, start + batch_size)):
+            try:
+                got.append((i, load(i), None))
+            except Exception as err:           # noqa: BLE001: decoders raise many types; named below
+                got.append((i, None, err))
+        return got
 
-    out = []
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         pending = pool.submit(read, starts[0])
-        for k, start in enumerate(starts):
-            clips = pending.result()
+        for k in range(len(starts)):
+            got = pending.result()
             if k + 1 < len(starts):
                 pending = pool.submit(read, starts[k + 1])
-            m = len(clips)
-            if n > batch_size:
-                clips = clips + clips[-1:] * (batch_size - m)
-            emb = model.embed_audio([x for x, _ in clips], [r for _, r in clips])
-            out.append(np.asarray(emb, np.float32)[:m])
+            clips, idx = [], []
+            for i, clip, err in got:
+                if err is not None:
+                    if skip is None or isinstance(err, (KeyboardInterrupt, MemoryError)):
+                        raise err
+                    skip(names[i], err)
+                else:
+                    clips.append(clip)
+                    idx.append(i)
             if bar:
-                bar.update(m)
+                bar.update(len(got))
+            if not clips:
+                continue
+            m = len(clips)
+            padded = clips + clips[-1:] * (batch_size - m) if n > batch_size else clips
+            emb = _embed(model, padded, [names[i] for i in idx], skip)[:m]
+            keep = [j for j in range(m) if emb[j] is not None]
+            silent = np.array([audio.warn_if_near_silent(clips[j][0], names[idx[j]]) for j in keep], bool)
+            if keep:
+                yield np.asarray([idx[j] for j in keep]), np.stack([emb[j] for j in keep]), silent
     if bar:
         bar.close()
-    return np.concatenate(out)
+
+
+def _batched(model, load, names, batch_size: int, progress: bool, desc: str) -> np.ndarray:
+    """(n, d) float32 embeddings of every item; the first bad one raises."""
+    return np.concatenate([e for _, e, _ in iter_batches(model, load, names, batch_size, None, progress, desc)])
 
 
 def embed_records(model, records: Sequence[readers.Record], batch_size: int = 32, progress: bool = False,
                   desc: str = "audio embeddings") -> np.ndarray:
     """(n, d) audio embeddings of reader records (``readers.load_audio``)."""
-    return _batched(model, lambda i: readers.load_audio(records[i]), len(records), batch_size, progress, desc)
+    return _batched(model, lambda i: readers.load_audio(records[i]), [r.key for r in records], batch_size,
+                    progress, desc)
 
 
 def embed_files(model, paths: Sequence[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
-    """(n, d) audio embeddings of audio files (any format soundfile reads)."""
-    return _batched(model, lambda i: audio.read_audio(paths[i]), len(paths), batch_size, progress,
+    """(n, d) audio embeddings of audio files (any format soundfile reads); a bad file raises."""
+    return _batched(model, lambda i: audio.read_audio(paths[i]), list(paths), batch_size, progress,
                     "audio embeddings")
+
+
+def iter_files(model, paths: Sequence[str], batch_size: int = 32, skip=None, progress: bool = False):
+    """:func:`iter_batches` over audio files: bad files go to ``skip(path, error)``."""
+    return iter_batches(model, lambda i: audio.read_audio(paths[i]), list(paths), batch_size, skip, progress)
 
 
 def reference_audio_mean(model, cache_dir: str | None = None, progress: bool = False,

@@ -42,9 +42,10 @@ import textwrap
 
 import numpy as np
 
+from clap_jax.linalg import l2_normalize
 from sparse import datasets, dictionary as dictionary_lib
 from sparse.decompose import decompose
-from sparse.dictionary import ConceptDictionary, normalize
+from sparse.dictionary import ConceptDictionary
 from sparse.sparsity import lambda_for_l0
 
 PROMPT = "This is a sound of {}."
@@ -60,7 +61,7 @@ DEFAULT_LAMS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5)
 
 def zero_shot_predictions(audio: np.ndarray, prompts: np.ndarray) -> np.ndarray:
     """Argmax over prompts of cosine(audio (n, d), prompts (k, d)) -> (n,) class indices."""
-    return np.argmax(normalize(audio) @ normalize(prompts).T, axis=1)
+    return np.argmax(l2_normalize(audio) @ l2_normalize(prompts).T, axis=1)
 
 
 def bootstrap_std(values: np.ndarray, resamples: int = 1000, seed: int = 0) -> float:
@@ -83,7 +84,7 @@ def retrieval(audio: np.ndarray, text: np.ndarray, owner: np.ndarray, k: int = 1
     Returns t2a_R1, t2a_mAP10 (one relevant clip per caption: AP@k = 1/rank if rank <= k),
     a2t_R1, a2t_mAP10 (relevant = the clip's captions; AP@k = sum_{j<=k} P@j rel_j / min(R, k)).
     """
-    sim = normalize(text) @ normalize(audio).T                          # (n_t, n_a)
+    sim = l2_normalize(text) @ l2_normalize(audio).T                          # (n_t, n_a)
     n_t, n_a = sim.shape
     true = sim[np.arange(n_t), owner]
     rank = 1 + (sim > true[:, None]).sum(axis=1)                        # (n_t,)

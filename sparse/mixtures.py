@@ -26,6 +26,7 @@ import numpy as np
 from absl import app, flags
 
 from clap_jax.data import soundscapes
+from clap_jax.linalg import l2_normalize
 from sparse import datasets, dictionary, embed
 from sparse.decompose import decompose
 from sparse.evaluate import PROMPT
@@ -72,8 +73,8 @@ def dense_top_labels(model, z: np.ndarray, k: int = 5) -> list[list[str]]:
     """The labels of the k soundscapes classes nearest each embedding of ``z`` (n, d) by
     zero-shot similarity ("This is a sound of {label}.")."""
     labels = [c.label for c in soundscapes.CLASSES]
-    prompts = dictionary.normalize(model.embed_text([PROMPT.format(label) for label in labels]))
-    order = np.argsort(-(dictionary.normalize(z) @ prompts.T), axis=1)[:, :k]
+    prompts = l2_normalize(model.embed_text([PROMPT.format(label) for label in labels]))
+    order = np.argsort(-(l2_normalize(z) @ prompts.T), axis=1)[:, :k]
     return [[labels[j] for j in row] for row in order]
 
 

@@ -78,6 +78,9 @@ from jax import lax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from clap_jax.linalg import l2_normalize
+from sparse import checks
+
 METHODS = ("working_set", "fista", "ista", "admm")
 _TINY = 1e-30
 _DEFAULT_CHUNK = 4096  # rows per chunk when chunk_size is None
@@ -293,11 +296,11 @@ class _WS(NamedTuple):
 def _lmax(G, valid, iters=12):
     """Upper estimate of the largest eigenvalue of each masked Gram G (m, k, k), (m,)."""
     v = valid.astype(G.dtype)
-    v = v / jnp.maximum(jnp.linalg.norm(v, axis=1, keepdims=True), _TINY)
+    v = l2_normalize(v, axis=1, eps=_TINY)
 
     def body(_, v):
         v = jnp.einsum("mkj,mj->mk", G, v)
-        return v / jnp.maximum(jnp.linalg.norm(v, axis=1, keepdims=True), _TINY)
+        return l2_normalize(v, axis=1, eps=_TINY)
 
     v = lax.fori_loop(0, iters, body, v)
     rayleigh = jnp.sum(v * jnp.einsum("mkj,mj->mk", G, v), axis=1)
@@ -586,9 +589,7 @@ def _bad_rows(x):
     return np.flatnonzero(~np.isfinite(x).all(axis=1))
 
 
-def _describe_rows(rows):
-    shown = ", ".join(str(i) for i in rows[:5])
-    return shown + (f", ... ({len(rows)} rows)" if len(rows) > 5 else "")
+_describe_rows = checks.describe_rows
 
 
 def _validate(dictionary, embeddings, l1, method, init, tol, max_iter, chunk_size, rho):
@@ -606,11 +607,7 @@ def _validate(dictionary, embeddings, l1, method, init, tol, max_iter, chunk_siz
         raise ValueError(f"dimension mismatch: dictionary has shape {C.shape} (c, d) but "
                          f"embeddings have shape {Z.shape} (n, d)")
     for name, x in (("dictionary", C), ("embeddings", Z)):
-        if not np.issubdtype(x.dtype, np.number):
-            raise ValueError(f"{name} must be numeric, got dtype {x.dtype}")
-        bad = _bad_rows(x)
-        if bad.size:
-            raise ValueError(f"{name} contains NaN or inf in row(s) {_describe_rows(bad)}")
+        checks.check_array(name, x)  # NaN/inf or |x| >= 1e15 (float32 overflow), by row
     lam = np.asarray(l1, dtype=np.float64)
     if lam.ndim == 0:
         lam = np.full((Z.shape[0],), float(lam))
@@ -621,6 +618,7 @@ def _validate(dictionary, embeddings, l1, method, init, tol, max_iter, chunk_siz
         raise ValueError("l1 contains NaN or inf")
     if (lam < 0).any():
         raise ValueError(f"l1 must be >= 0, got min {lam.min():g}")
+    checks.check_l1(lam)
     if init is not None:
         init = np.asarray(init)
         if init.shape != (Z.shape[0], C.shape[0]):
@@ -694,7 +692,11 @@ def nonneg_lasso(dictionary, embeddings, l1, method="working_set", tol=1e-6, max
       gram: use the (c, c) Gram matrix C C^T (computed once per dictionary and cached);
         None: when it is cheaper (module docstring).
     Returns:
-      LassoResult of NumPy arrays (see its docstring).
+      LassoResult of NumPy arrays (see its docstring). Rows that did not converge are counted
+      and logged with the worst KKT residual (``sparse.checks.report_convergence``).
+    Raises:
+      ValueError naming the input: NaN/inf or magnitudes >= 1e15 in ``dictionary`` or
+      ``embeddings`` (float32 overflow), bad shapes, l1 < 0 or >= 1e30.
     """
     C, Z, lam, init = _validate(dictionary, embeddings, l1, method, init, tol, max_iter,
                                 chunk_size, rho)
@@ -748,6 +750,7 @@ def nonneg_lasso(dictionary, embeddings, l1, method="working_set", tol=1e-6, max
             out = {k: np.concatenate([o[k] for o in outs]) for k in outs[0]}
         parts.append({k: v[:real] for k, v in out.items()})
     res = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    checks.report_convergence(res["converged"], res["kkt"], tol)  # logged (sparse.checks)
     return LassoResult(**res)
 
 

@@ -233,10 +233,10 @@ def test_audio_mean_sources(tmp_path):
 
 def test_small_model_end_to_end(tmp_path, roberta_tokenizer_dir):
     """The real text and audio encoders (small random weights): batched text encoding equals one
-    call, and the CLI's run() decomposes a folder of audio files."""
+    call, and the CLI's run() decomposes a folder of audio files as ``decompose`` does."""
     from flax import nnx
 
-    from clap_jax import api
+    from clap_jax import api, audio
     from clap_jax.models.clap import ClapModel
     from test_api import SMALL
     model = api.from_model(SMALL, nnx.jit(lambda: ClapModel(SMALL.model, rngs=nnx.Rngs(0)))(), roberta_tokenizer_dir)
@@ -252,7 +252,14 @@ def test_small_model_end_to_end(tmp_path, roberta_tokenizer_dir):
                        out=str(tmp_path / "out.csv"), method=METHOD, batch_size=2, progress=False,
                        cache_dir=str(tmp_path / "cache"))
     assert [os.path.basename(r["key"]) for r in recs] == ["clip0.wav", "clip1.wav", "clip2.wav"]
-    assert all(r["l0"] > 0 and 0 < r["cosine"] <= 1 for r in recs)
+    assert all(r["l0"] > 0 for r in recs)
+    # The records are the library's decomposition of the same clips (the inputs' own mean).
+    waves = [audio.read_audio(str(tmp_path / "clips" / f"clip{i}.wav")) for i in range(3)]
+    z = model.embed_audio([x for x, _ in waves], [r for _, r in waves])
+    ref = decompose(dictionary.build(model, "esc50", audio_mean=dictionary.audio_mean(z),
+                                     cache_dir=str(tmp_path / "cache")), z, 0.05, method=METHOD)
+    np.testing.assert_allclose([r["cosine"] for r in recs], ref.cosine, atol=1e-4)
+    assert [r["l0"] for r in recs] == ref.l0.tolist()
     assert len(list(csv.DictReader(open(tmp_path / "out.csv")))) == 3
 
 
@@ -347,8 +354,10 @@ def test_bundled_beep_and_rain_clips_show_beep_and_rain_concepts(bundled):
     false_beep = np.mean([any(mixtures.names(n, "mid_beep") for n, _ in t)
                           for t in decompose(concepts, control, 0.15).top(5)])
     assert false_beep < rows[1].concepts[0] - 0.3, (false_beep, rows[1])
-    by_lam, dense = mixtures.event_recall(model, concepts, [0.15], clips=30)   # 300 clips: 0.56, dense 0.64
-    assert 0.4 < by_lam[0.15] <= 1.0 and 0.4 < dense <= 1.0, (by_lam, dense)
+    # Top-5 concepts name nearly as many events of 1-3 event clips as the dense top-5 classes
+    # (measured 0.50 and 0.59 on these 30 clips; 0.56 and 0.64 on 300).
+    by_lam, dense = mixtures.event_recall(model, concepts, [0.15], clips=30)
+    assert 0.4 < by_lam[0.15] and 0.4 < dense and by_lam[0.15] > dense - 0.15, (by_lam, dense)
 
 
 def test_mixture_names_follow_the_class_table():
@@ -367,7 +376,7 @@ def test_mixture_names_follow_the_class_table():
 def test_bundled_concept_accuracy_within_two_points_of_dense(bundled):
     """Zero-shot accuracy of the SpLiCE recomposition at the paper's lambda (0.05, which keeps
     ~5% of the 328 concepts here, the paper's 95 of 2,000) is within 2 points of the dense
-    embedding's on 300 held-out clips (measured: 0.987 both; the full sweep in the README)."""
+    embedding's on 300 held-out clips (measured: 0.993 and 0.990 dense, as in the README's table and sweep)."""
     from sparse import datasets
     model, concepts, z, data = bundled
     prompts = model.embed_text([evaluate.PROMPT.format(datasets.label_text(c)) for c in data.classes])

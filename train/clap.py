@@ -28,6 +28,7 @@ from flax import nnx
 from clap_jax import api, checkpoint, pipeline
 from clap_jax.data import soundscapes
 from clap_jax.frontend import SpectrogramConfig
+from clap_jax.linalg import l2_normalize
 from clap_jax.models.clap import ClapConfig, ClapModel
 from clap_jax.models.htsat import HTSATConfig
 from clap_jax.models.text import TextConfig
@@ -149,8 +150,7 @@ def contrastive_loss(spec: ClapSpec):
         if "neg_ids" in batch:       # one text encoder pass over positives and negatives
             ids, mask = jnp.concatenate([ids, batch["neg_ids"]]), jnp.concatenate([mask, batch["neg_mask"]])
         t = model.encode_text(ids, mask)["embedding"]
-        a = a / jnp.linalg.norm(a, axis=-1, keepdims=True)
-        t = t / jnp.linalg.norm(t, axis=-1, keepdims=True)
+        a, t = l2_normalize(a), l2_normalize(t)
         scale = jnp.exp(jnp.minimum(model.logit_scale_a[...], max_scale))
         logits = scale * a @ t.T                     # (B, B) or (B, 2B): negatives only compete for audio
         b = a.shape[0]

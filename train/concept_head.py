@@ -30,6 +30,7 @@ from absl import app, flags
 from flax import nnx
 from ml_collections import config_flags
 
+from clap_jax.linalg import l2_normalize
 from train import loop
 from train.data import Loader
 
@@ -44,17 +45,13 @@ class ConceptHead(nnx.Module):
         return self.linear(z)
 
 
-def _normalize(x):
-    return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-
-
 def cosine_loss(prompts: np.ndarray):
     """loss(model, batch {"z": (B, d), "y": (B,)}, rng) = mean(1 - cos(H z, t_y)); prompts (K, d)."""
-    t = _normalize(jnp.asarray(prompts, jnp.float32))
+    t = l2_normalize(jnp.asarray(prompts, jnp.float32))
 
     def loss(model: ConceptHead, batch, rng):
         del rng
-        h = _normalize(model(batch["z"]))
+        h = l2_normalize(model(batch["z"]))
         cos = jnp.sum(h * t[batch["y"]], axis=-1)
         acc = jnp.mean(jnp.argmax(h @ t.T, axis=-1) == batch["y"])
         return jnp.mean(1.0 - cos), {"cosine": jnp.mean(cos), "batch_accuracy": acc}
@@ -67,8 +64,7 @@ class EmbeddingSource:
     def __init__(self, embeddings: np.ndarray, labels: np.ndarray):
         if len(embeddings) != len(labels):
             raise ValueError(f"{len(embeddings)} embeddings but {len(labels)} labels")
-        self.z = np.asarray(embeddings, np.float32)
-        self.z = self.z / np.maximum(np.linalg.norm(self.z, axis=1, keepdims=True), 1e-12)
+        self.z = l2_normalize(np.asarray(embeddings, np.float32), axis=1)
         self.y = np.asarray(labels, np.int32)
 
     def __len__(self) -> int:
@@ -84,8 +80,7 @@ class EmbeddingSource:
 
 def apply_head(model: ConceptHead, z: np.ndarray) -> np.ndarray:
     """H z (n, d) for the L2-normalised rows of z (n, d): one host matmul."""
-    z = np.asarray(z, np.float32)
-    z = z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+    z = l2_normalize(np.asarray(z, np.float32), axis=1)
     return z @ np.asarray(model.linear.kernel[...], np.float32)
 
 
@@ -184,17 +179,19 @@ def table(out: dict) -> str:
     return "\n".join(lines)
 
 
-FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file("config", None, "Training config (configs/concept_head.py).", lock_config=True)
-flags.DEFINE_string("workdir", None, "Checkpoints, metrics.jsonl and results.json go here; rerun to resume.")
+def _define_flags() -> None:
+    """The command's flags, defined only when it runs (importers do not claim them)."""
+    config_flags.DEFINE_config_file("config", None, "Training config (configs/concept_head.py).", lock_config=True)
+    flags.DEFINE_string("workdir", None, "Checkpoints, metrics.jsonl and results.json go here; rerun to resume.")
+    flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv):
     del argv
     logging.getLogger().setLevel(logging.INFO)
-    print(table(run(FLAGS.config, FLAGS.workdir)))
+    print(table(run(flags.FLAGS.config, flags.FLAGS.workdir)))
 
 
 if __name__ == "__main__":
-    flags.mark_flags_as_required(["config", "workdir"])
+    _define_flags()
     app.run(main)

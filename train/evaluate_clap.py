@@ -16,13 +16,17 @@ from ml_collections import config_flags
 import clap_jax
 from train import clap
 
-FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file("config", None, "Training config (configs/clap_soundscapes.py).", lock_config=True)
-flags.DEFINE_string("model", "soundscapes-small", "Converted model directory or bundled name.")
+
+def _define_flags() -> None:
+    """The command's flags, defined only when it runs (importers do not claim them)."""
+    config_flags.DEFINE_config_file("config", None, "Training config (configs/clap_soundscapes.py).", lock_config=True)
+    flags.DEFINE_string("model", "soundscapes-small", "Converted model directory or bundled name.")
+    flags.mark_flags_as_required(["config"])
 
 
 def main(argv):
     del argv
+    FLAGS = flags.FLAGS
     model = clap_jax.load(FLAGS.model)
     single, multi = clap.evaluation_sets(FLAGS.config)
     metrics = clap.evaluate(model, single, multi)
@@ -30,5 +34,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    flags.mark_flags_as_required(["config"])
+    _define_flags()
     app.run(main)

@@ -1,0 +1,227 @@
+r"""Zero-shot evaluation of an LMAC-ZS explainer (methods.md C.4) on soundscapes clips with ground truth.
+
+    python -m lmac.evaluate --zero_shot --explainer=soundscapes-small-lmac-zs --clips=500 --seed=70000 \
+        --out=runs/eval-soundscapes-small-lmac-zs
+
+Per clip (2-3 events over a background), CLAP's zero-shot decision ĉ over the prompts of every
+corpus class (``--prompts`` template, default "this is the sound of {label}") and the explainer's
+masks for four prompts: ĉ's, each present event's (up to 3) and one absent class's (drawn from the
+seed among the classes not in the clip). Each (prompt, clip) pair is one row of
+``zero_shot.forward_pairs``; the masked-in / masked-out clips are scored against every class prompt.
+
+* faithfulness of ĉ's mask (AI, AD, AG, FF, Fid-In on the zero-shot softmax) and SPS, COMP, MM, as
+  ``lmac.metrics`` computes them for L-MAC;
+* localisation of each present event's prompt mask against that event's true mask on the CLAP's STFT
+  grid (relevance mass, rank, ROC-AUC, best IoU), averaged over events;
+* mask means of present and absent prompts and their ratio;
+* Spearman ρ between mask mean and similarity over every (present or absent prompt, clip) pair.
+
+Protocols: ``in_domain`` and the paper's OOD contaminations at 3 dB SNR (``mixtures_3db``,
+``white_noise_3db``, ``speech_3db``: another clip, white noise, the corpus' voice-like source);
+the true masks stay the clean clip's. Writes ``results.json`` ({protocol: {metric: value}}) and
+``results.md``. The same rows are explained by GradCAM, GradCAM++, SmoothGrad, Integrated Gradients
+and Saliency on the CLAP audio encoder (``lmac.zs_baselines``; target: the row's prompt), their maps
+min-max scaled to masks on the STFT grid and scored identically.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from clap_jax.data import soundscapes
+from lmac import metrics, protocols, zero_shot
+
+PROTOCOLS = ("in_domain", "mixtures_3db", "white_noise_3db", "speech_3db")
+EVAL_SEED = 70000      # used by nothing in training or selection (see configs/lmac_zs_soundscapes.py)
+
+
+def eval_clips(explainer, n: int, seed: int):
+    """``waves`` (n, samples) prepared for the CLAP, per clip its events' (corpus class, true mask) on the
+    CLAP's STFT grid, and the clip ids."""
+    clap = explainer.clap
+    sg = clap.spec.audio.spectrogram
+    cfg = soundscapes.SoundscapeConfig(sample_rate=sg.sample_rate, duration=clap.spec.audio.clip_samples / sg.sample_rate,
+                                       min_events=2, max_events=3, stft=sg)
+    clips = [soundscapes.generate_clip(seed, i, cfg) for i in range(n)]
+    truth = [[(e.target, m) for e, m in zip(c.events, soundscapes.ground_truth(c))] for c in clips]
+    waves = clap.prepare_audio([c.audio for c in clips], sg.sample_rate).waves.astype(np.float32)
+    return waves, truth, [c.clip_id for c in clips]
+
+
+METHODS = ("lmac_zs", "gradcam", "gradcam++", "smoothgrad", "ig", "saliency")
+_BASELINE = {"gradcam": "gradcam", "gradcam++": "gradcam_pp", "smoothgrad": "smoothgrad",
+             "ig": "integrated_gradients", "saliency": "saliency"}
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _masks(graphs, method, states, mag, text, text_unit, scale, key):
+    """(N, T, F) masks in [0, 1] for N (prompt, clip) rows: the decoder's, or a baseline's map of the
+    prompt's zero-shot logit min-max scaled per row (as ``lmac.evaluate`` scales L-MAC's baselines)."""
+    (clap_graph, spectrogram), dec_graph, cfg, options = graphs
+    with jax.default_matmul_precision("highest"):
+        if method == "lmac_zs":
+            clap_model, dec = nnx.merge(clap_graph, states[0]), nnx.merge(dec_graph, states[1])
+            return zero_shot.forward_pairs(clap_model, dec, mag, text, spectrogram, cfg,
+                                           zero_shot.normalizes(cfg))["mask"]
+        from lmac import baselines, zs_baselines
+        forward = zs_baselines.zero_shot_forward(clap_graph, states[0], spectrogram, cfg, text_unit, scale)
+        target = jnp.argmax(text @ text_unit.T, axis=1)          # the row's prompt among the K
+        m = baselines.explain_with(_BASELINE[method], forward, mag, target, key=key, **dict(dict(options)[method]))
+        lo, hi = m.min(axis=(1, 2), keepdims=True), m.max(axis=(1, 2), keepdims=True)
+        return (m - lo) / jnp.maximum(hi - lo, 1e-12)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _masked(graphs, state, mag, mask):
+    """Clean, masked-in and masked-out embeddings (N, D) of N rows."""
+    (clap_graph, spectrogram), _, cfg, _ = graphs
+    clap_model = nnx.merge(clap_graph, state)
+    normalize = zero_shot.normalizes(cfg)
+    frames = min(mask.shape[1], mag.shape[1])
+    with jax.default_matmul_precision("highest"):
+        audio, _ = zero_shot._embed(clap_model, zero_shot.encoder_input(mag, None, spectrogram, cfg), normalize)
+        both = jnp.concatenate([mask[:, :frames], 1.0 - mask[:, :frames]])
+        masked, _ = zero_shot._embed(clap_model, zero_shot.encoder_input(
+            jnp.tile(mag[:, :frames], (2, 1, 1)), both, spectrogram, cfg), normalize)
+    masked_in, masked_out = jnp.split(masked, 2)
+    return audio, masked_in, masked_out
+
+
+def _spearman(x: np.ndarray, y: np.ndarray) -> float:
+    rank = lambda v: np.argsort(np.argsort(v, kind="stable"), kind="stable").astype(np.float64)
+    return float(np.corrcoef(rank(x), rank(y))[0, 1]) if len(x) > 2 else float("nan")
+
+
+def _rows(truth_batch, pred, rng, n_classes: int):
+    """ROWS (clip in batch, prompt class, kind) per clip: ĉ, present events (padded), one absent class."""
+    rows = []
+    for i, events in enumerate(truth_batch):
+        present = [k for k, _ in events]
+        absent = int(rng.choice([k for k in range(n_classes) if k not in present]))
+        rows.append((i, int(pred[i]), "pred"))
+        rows += [(i, present[min(j, len(present) - 1)], "present" if j < len(present) else "pad") for j in range(3)]
+        rows.append((i, absent, "absent"))
+    return rows
+
+
+class _Scores:
+    """Accumulates one method's metrics over batches."""
+
+    def __init__(self):
+        self.agg, self.loc, self.present, self.absent, self.mm, self.sim = metrics.Aggregator(), [], [], [], [], []
+
+    def add(self, rows, valid_clips, mask, p_cl, p_in, p_out, sims, truth_batch):
+        kind = np.array([r[2] for r in rows])
+        first = kind == "pred"
+        self.agg.add(jax.device_get(metrics.batch_metrics(p_cl[first], p_in[first], p_out[first], mask[first],
+                                                          valid=jnp.asarray(np.arange(first.sum()) < valid_clips))))
+        means = mask.reshape(len(rows), -1).mean(1)
+        for r, (i, k, what) in enumerate(rows):
+            if i >= valid_clips or what in ("pred", "pad"):
+                continue
+            (self.present if what == "present" else self.absent).append(means[r])
+            self.mm.append(means[r])
+            self.sim.append(sims[r])
+            if what == "present":
+                m = next(m for kk, m in truth_batch[i] if kk == k)
+                frames = min(m.shape[0], mask.shape[1])
+                self.loc.append(jax.device_get(metrics.localization_per_sample(mask[r:r + 1, :frames],
+                                                                               m[None, :frames])))
+
+    def result(self) -> dict[str, float]:
+        out = self.agg.result()
+        for key in metrics.LOCALIZATION_KEYS:
+            out[key] = float(np.nanmean(np.concatenate([np.asarray(x[key]) for x in self.loc])))
+        out["mask_mean_present"] = float(np.mean(self.present))
+        out["mask_mean_absent"] = float(np.mean(self.absent))
+        out["absent_over_present"] = out["mask_mean_absent"] / max(out["mask_mean_present"], 1e-12)
+        out["spearman_mask_mean_similarity"] = _spearman(np.asarray(self.mm), np.asarray(self.sim))
+        return out
+
+
+def evaluate(explainer, waves: np.ndarray, truth, template: str, *, methods=METHODS, seed: int = EVAL_SEED,
+             batch_size: int = 8, ig_steps: int = 20, smoothgrad_samples: int = 5, smoothgrad_noise: float = 0.15,
+             progress: bool = True) -> dict[str, dict[str, float]]:
+    """{method: metrics} (module docstring) for prepared clips (N, samples) and their ground truth."""
+    clap = explainer.clap
+    sr = clap.spec.audio.spectrogram.sample_rate
+    labels = [c.label for c in soundscapes.CLASSES]
+    text_all = clap.embed_text([template.format(label=lab) for lab in labels])             # (K, D)
+    t_unit = text_all / np.linalg.norm(text_all, axis=1, keepdims=True)
+    scale = float(clap.logit_scale if explainer.spec.loss.logit_scale is None else explainer.spec.loss.logit_scale)
+    options = (("gradcam", ()), ("gradcam++", ()), ("saliency", ()), ("ig", (("n_steps", ig_steps),)),
+               ("smoothgrad", (("nt_samples", smoothgrad_samples), ("stdev", smoothgrad_noise))))
+    stft_cfg = dataclasses.replace(explainer.spec.loss, domain="stft")
+    rng = np.random.default_rng([seed, 7])
+    scores = {m: _Scores() for m in methods}
+    states = (clap.state, explainer.decoder_state)
+    starts = range(0, len(waves), batch_size)
+    if progress:
+        import tqdm
+        starts = tqdm.tqdm(starts, desc="zero-shot eval", unit="batch")
+    for s in starts:
+        b = min(batch_size, len(waves) - s)
+        w = np.concatenate([waves[s:s + b], np.repeat(waves[s + b - 1:s + b], batch_size - b, 0)])   # one shape
+        tb = truth[s:s + b] + [truth[s + b - 1]] * (batch_size - b)
+        mag = np.asarray(clap.magnitude(jnp.asarray(w)))
+        clean = clap.embed_audio(w, sr)
+        pred = (clean / np.linalg.norm(clean, axis=1, keepdims=True) @ t_unit.T).argmax(1)
+        rows = _rows(tb, pred, rng, len(labels))
+        idx, ks = np.array([r[0] for r in rows]), np.array([r[1] for r in rows])
+        mag_rows, text_rows = jnp.asarray(mag[idx]), jnp.asarray(text_all[ks])
+        for m in methods:
+            cfg = explainer.spec.loss if m == "lmac_zs" else stft_cfg
+            graphs = ((clap.graphdef, clap.spec.audio.spectrogram), explainer.decoder_graph, cfg, options)
+            mask = _masks(graphs, m, states, mag_rows, text_rows, jnp.asarray(t_unit), scale,
+                          jax.random.key(seed + s))
+            audio, m_in, m_out = jax.device_get(_masked(graphs, clap.state, mag_rows, mask))
+            soft = lambda a: np.asarray(jax.nn.softmax(scale * a @ t_unit.T, axis=-1))
+            sims = scale * np.sum(audio * t_unit[ks], axis=1)
+            scores[m].add(rows, b, np.asarray(mask), soft(audio), soft(m_in), soft(m_out), sims, tb)
+    return {m: sc.result() for m, sc in scores.items()}
+
+
+COLUMNS = (("AI", "AI ↑"), ("AD", "AD ↓"), ("AG", "AG ↑"), ("FF", "FF ↑"), ("Fid-In", "Fid-In ↑"), ("SPS", "SPS ↑"),
+           ("COMP", "COMP ↓"), ("MM", "MM"), ("relevance_mass", "mass ↑"), ("relevance_rank", "rank ↑"),
+           ("roc_auc", "AUC ↑"), ("iou", "IoU ↑"), ("mask_mean_present", "MM present"),
+           ("mask_mean_absent", "MM absent"), ("absent_over_present", "absent / present ↓"),
+           ("spearman_mask_mean_similarity", "ρ(MM, sim) ↑"))
+
+
+def table(results: dict[str, dict[str, float]]) -> str:
+    """Markdown: one row per method."""
+    lines = ["| method | " + " | ".join(h for _, h in COLUMNS) + " |", "|---|" + "---:|" * len(COLUMNS)]
+    for name, r in results.items():
+        lines.append(f"| {name} | " + " | ".join(f"{r[k]:.3f}" if abs(r[k]) < 10 else f"{r[k]:.2f}"
+                                                 for k, _ in COLUMNS) + " |")
+    return "\n".join(lines)
+
+
+def run(explainer, *, name: str, clips: int, seed: int, template: str, out: str,
+        protocol_names=PROTOCOLS, methods=METHODS, batch_size: int = 8, **options) -> dict:
+    """Every protocol and method on ``clips`` clips of ``seed``; writes results.json and results.md."""
+    waves, truth, keys = eval_clips(explainer, clips, seed)
+    sg = explainer.clap.spec.audio.spectrogram
+    speech = protocols.corpus_speech(len(waves), seed, sg.sample_rate, waves.shape[1])
+    results = {}
+    for p in protocol_names:
+        contaminated = protocols.contaminate(p, waves, seed, speech)
+        results[p] = evaluate(explainer, contaminated, truth, template, methods=methods, seed=seed,
+                              batch_size=batch_size, **options)
+        print(f"### {p}\n\n{table(results[p])}\n", flush=True)
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "results.json"), "w") as f:
+        json.dump({"explainer": name, "clips": clips, "seed": seed, "template": template, "options": options,
+                   "results": results, "keys": keys}, f, indent=2)
+    with open(os.path.join(out, "results.md"), "w") as f:
+        f.write(f"LMAC-ZS `{name}` and gradient baselines on the CLAP audio encoder, {clips} soundscapes clips of "
+                f"seed {seed}, prompts \"{template}\"\n\n"
+                + "\n\n".join(f"### {p}\n\n{table(r)}" for p, r in results.items()) + "\n")
+    return results

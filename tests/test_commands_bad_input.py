@@ -1,0 +1,164 @@
+"""Commands over many inputs with a corpus of malformed audio (issue items 1, 4, 6, 9):
+``python -m clap_jax.classify`` and ``python -m sparse.decompose`` skip each bad file with one
+line naming it, count it, write every good file's result as it is produced, stop with
+``--strict``, refuse user mistakes in one line before any work, and never print a traceback."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+import clap_jax
+
+BUNDLED = os.path.join(os.path.dirname(clap_jax.__file__), "bundled", "soundscapes-small", "spec.json")
+pytestmark = pytest.mark.skipif(not os.path.exists(BUNDLED), reason="bundled soundscapes-small not installed")
+SR = 16000
+GOOD = ["tone.wav", "noise.flac", "stereo.wav", "with, comma.wav"]
+SILENT = ["silent.wav", "antiphase.wav"]                        # good, but flagged near-silent
+BAD = {"empty.wav": "empty file", "header_only.wav": "zero-length", "truncated.wav": "cannot decode",
+       "nan.wav": "NaN/inf", "inf.wav": "NaN/inf", "huge.wav": "samples reach 1e+18",
+       "text.wav": "cannot decode", "random.wav": "cannot decode", "zero.mp3": "empty file"}
+
+
+def write_corpus(root) -> None:
+    rng = np.random.default_rng(0)
+    t = np.arange(SR) / SR
+    tone = (0.4 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    os.makedirs(root, exist_ok=True)
+    sf.write(root / "tone.wav", tone, SR)
+    sf.write(root / "noise.flac", (0.2 * rng.standard_normal(SR)).astype(np.float32), SR)
+    sf.write(root / "stereo.wav", np.stack([tone, 0.5 * tone], 1), SR)
+    sf.write(root / "with, comma.wav", tone[::-1].copy(), SR)
+    sf.write(root / "silent.wav", np.zeros(SR, np.float32), SR)
+    sf.write(root / "antiphase.wav", np.stack([tone, -tone], 1), SR, subtype="FLOAT")
+    (root / "empty.wav").write_bytes(b"")
+    sf.write(root / "header_only.wav", np.zeros((0, 1), np.float32), SR)
+    (root / "truncated.wav").write_bytes((root / "tone.wav").read_bytes()[:30])
+    sf.write(root / "nan.wav", np.full(SR, np.nan, np.float32), SR, subtype="FLOAT")
+    sf.write(root / "inf.wav", np.full(SR, np.inf, np.float32), SR, subtype="FLOAT")
+    sf.write(root / "huge.wav", np.full(SR, 1e18, np.float32), SR, subtype="FLOAT")
+    (root / "text.wav").write_text("this is not audio\n" * 20)
+    (root / "random.wav").write_bytes(rng.bytes(6000))
+    (root / "zero.mp3").write_bytes(b"")
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("corpus")
+    write_corpus(root / "clips")
+    return root
+
+
+def run(*args, timeout=600):
+    proc = subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, timeout=timeout)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc
+
+
+def skipped_lines(stderr: str, prog: str) -> dict[str, str]:
+    out = {}
+    for line in stderr.splitlines():
+        if f"{prog}: skipped " in line:
+            rest = line.split(f"{prog}: skipped ", 1)[1]
+            path, reason = rest.split(": ", 1)
+            out[os.path.basename(path)] = reason
+    return out
+
+
+def check_skips(stderr: str, prog: str, noun: str, done: int) -> None:
+    skipped = skipped_lines(stderr, prog)
+    assert set(skipped) == set(BAD), stderr
+    for name, why in BAD.items():
+        assert why in skipped[name], (name, skipped[name])
+    assert f"{prog}: {done} of {done + len(BAD)} {noun} done, {len(BAD)} skipped" in stderr, stderr
+
+
+def test_classify_skips_bad_files_and_keeps_the_good(corpus):
+    extra = corpus / "clips" / "with, comma.wav"                 # a comma in a name: taken whole
+    proc = run("clap_jax.classify", f"--audio={corpus / 'clips'}", f"--audio={extra}", "--top_k=2")
+    assert proc.returncode == 3, proc.stderr                    # some skipped
+    lines = {line.split(": ", 1)[0]: line for line in proc.stdout.splitlines()}
+    assert set(lines) == set(GOOD + SILENT), proc.stdout
+    assert proc.stdout.count("with, comma.wav:") == 2
+    for name in SILENT:
+        assert lines[name].endswith("[near-silent]")
+        assert f"clap_jax.classify: warning: {corpus / 'clips' / name}: near-silent" in proc.stderr
+    assert not any(lines[name].endswith("[near-silent]") for name in GOOD)
+    check_skips(proc.stderr, "clap_jax.classify", "files", len(GOOD + SILENT) + 1)
+
+
+def test_classify_strict_and_all_bad_and_user_errors(corpus, tmp_path):
+    proc = run("clap_jax.classify", f"--audio={corpus / 'clips'}", "--strict")
+    assert proc.returncode == 1 and proc.stdout == ""
+    errors = [line for line in proc.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "empty.wav: empty file (0 bytes) (stopped by --strict)" in errors[0], proc.stderr
+    bad = [str(corpus / "clips" / name) for name in ("text.wav", "nan.wav")]
+    proc = run("clap_jax.classify", f"--audio={','.join(bad)}")
+    assert proc.returncode == 1 and "0 of 2 files done, 2 skipped" in proc.stderr
+    proc = run("clap_jax.classify", f"--audio={tmp_path / 'missing.wav'}")
+    assert proc.returncode == 1 and f"clap_jax.classify: error: {tmp_path / 'missing.wav'}: no such audio file" \
+        in proc.stderr
+
+
+def read_jsonl(path) -> list[dict]:
+    return [json.loads(line) for line in open(path)]
+
+
+def test_decompose_skips_bad_files_and_streams_the_good(corpus, tmp_path):
+    out = tmp_path / "concepts.jsonl"
+    proc = run("sparse.decompose", f"--audio={corpus / 'clips'}", f"--out={out}", "--center=false",
+               "--batch_size=4", f"--cache_dir={corpus / 'cache'}")
+    assert proc.returncode == 3, proc.stderr
+    recs = read_jsonl(out)
+    assert sorted(os.path.basename(r["key"]) for r in recs) == sorted(GOOD + SILENT)
+    assert all(isinstance(r["converged"], bool) and r["top"] for r in recs)
+    assert {os.path.basename(r["key"]) for r in recs if r["near_silent"]} == set(SILENT)
+    check_skips(proc.stderr, "sparse.decompose", "clips", len(GOOD + SILENT))
+    assert not [p for p in os.listdir(tmp_path) if p != "concepts.jsonl"]            # no stray .tmp
+    strict = run("sparse.decompose", f"--audio={corpus / 'clips'}", f"--out={tmp_path / 'strict.jsonl'}",
+                 "--center=false", "--strict", f"--cache_dir={corpus / 'cache'}")
+    assert strict.returncode == 1 and "(stopped by --strict)" in strict.stderr
+
+
+def test_decompose_user_errors_are_one_line_before_any_work(corpus, tmp_path):
+    clips = f"--audio={corpus / 'clips'}"
+    for out, why in [(tmp_path / "missing" / "dir" / "x.jsonl", "does not exist"), (tmp_path, "is a directory")]:
+        proc = run("sparse.decompose", clips, f"--out={out}")
+        errors = [line for line in proc.stderr.splitlines() if "error:" in line]
+        assert proc.returncode == 1 and len(errors) == 1 and f"--out={out}" in errors[0] and why in errors[0]
+        assert "skipped" not in proc.stderr                     # nothing was read
+    proc = run("sparse.decompose", clips, "--lam=-1")
+    assert proc.returncode == 1 and "sparse.decompose: error: --lam must be a number >= 0" in proc.stderr
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_killed_decomposition_keeps_every_finished_record(tmp_path, corpus):
+    clips = tmp_path / "many"
+    os.makedirs(clips)
+    rng = np.random.default_rng(1)
+    for i in range(40):
+        sf.write(clips / f"clip{i:02d}.wav", (0.2 * rng.standard_normal(SR)).astype(np.float32), SR)
+    out = tmp_path / "partial.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "sparse.decompose", f"--audio={clips}", f"--out={out}",
+                             "--center=false", "--batch_size=2", f"--cache_dir={corpus / 'cache'}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if out.exists() and len(out.read_bytes().splitlines()) >= 4:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    text = out.read_text()
+    finished = text.splitlines() if text.endswith("\n") else text.splitlines()[:-1]
+    assert proc.returncode == -signal.SIGKILL and 4 <= len(finished) < 40      # killed in the middle
+    for line in finished:
+        rec = json.loads(line)
+        assert rec["key"].startswith(str(clips)) and rec["top"] and "converged" in rec

@@ -1,0 +1,171 @@
+r"""LMAC-ZS decoder training as a task of the shared loop: the CLAP frozen, the decoder trained.
+
+    python -m train.lmac_zs --config=configs/lmac_zs_soundscapes.py --workdir=runs/soundscapes-small-lmac-zs \
+        --export=clap_jax/bundled/soundscapes-small-lmac-zs
+    python -m train.lmac_zs --config=configs/lmac_zs_msclap2022.py --workdir=runs/lmac-zs-msclap \
+        --config.model=converted/msclap-2022 --config.data.csv=clotho_captions_development.csv \
+        --config.data.root=clotho/development --export=converted/msclap-2022-lmac-zs
+
+    batch: waves (B, samples) at the CLAP's rate + one text per clip (ids, mask) ──frozen text encoder──> t (B, D)
+        |STFT| ──lmac.zero_shot.forward (all B×B prompt-clip pairs)──> lmac.zero_shot.loss (Eq. 6-7)
+
+Training texts: on soundscapes, each clip brings one of its captions or, with probability
+``data.label_prompt_prob``, the prompt ``data.prompt`` of one of its events (so that prompts name
+single sounds of multi-event clips, as the zero-shot explanations will); caption files (Clotho,
+AudioCaps CSVs) bring their captions. The CLAP (``model.clap``) travels as the loop's frozen state.
+"""
+from __future__ import annotations
+
+import functools
+import random
+
+import jax
+import ml_collections
+import numpy as np
+from flax import nnx
+
+from clap_jax import api, frontend, pipeline
+from clap_jax.data import readers, soundscapes
+from lmac import decoders, text_decoders, zero_shot, zs_explainer
+from lmac.conditioning import ConditioningConfig
+from train import cli, lmac_data, loop
+from train.data import Loader
+
+
+class ZsModel(nnx.Module):
+    """The frozen CLAP and the decoder that explains it, as one module for the loop."""
+
+    def __init__(self, clap: nnx.Module, decoder: nnx.Module):
+        self.clap, self.decoder = clap, decoder
+
+
+def loss_config(c: ml_collections.ConfigDict) -> zero_shot.ZsLossConfig:
+    return zero_shot.ZsLossConfig(l1=c.l1, diversity=c.diversity, diversity_scale=c.diversity_scale,
+                                  domain=c.domain, stft_mask=c.stft_mask,
+                                  normalize=c.normalize, logit_scale=c.logit_scale)
+
+
+def decoder_config(cfg: ml_collections.ConfigDict, clap: api.Clap) -> text_decoders.ZsDecoderConfig:
+    """The decoder for ``clap``'s audio encoder on the mask grid of ``cfg.loss.domain``: the HTSAT-grid
+    decoder of width ``cfg.decoder.dim``, or L-MAC's CNN14 stack (as wide as the CNN14's last block)."""
+    spec, d = clap.spec, cfg.decoder
+    sg = spec.audio.spectrogram
+    frames, bins = zero_shot.mask_grid(cfg.loss.domain, sg, sg.num_frames(spec.audio.clip_samples))
+    if spec.model.audio.kind == "htsat":
+        base = decoders.DecoderConfig.for_htsat(spec.model.audio, sg, dim=d.dim, n_freq=bins,
+                                                sample_rate=sg.sample_rate)
+        if cfg.loss.domain == "mel":           # bands are the grid: no frequency interpolation
+            base = decoders.DecoderConfig(**{**base.to_dict(), "mel_centres_hz": None})
+    else:
+        base = decoders.DecoderConfig(kind="cnn14_psi", dim=spec.model.audio.channels[-1])   # L-MAC's: the encoder's width
+    cond = ConditioningConfig(kind=d.conditioning, levels=tuple(d.levels) if d.levels else None, heads=d.heads,
+                              text_tokens=d.text_tokens, similarity_map=d.get("similarity_map", True),
+                              text_dim=spec.model.joint_dim)
+    return text_decoders.ZsDecoderConfig(decoder=base, conditioning=cond, frames=frames, n_freq=bins)
+
+
+def make_loss(clap: api.Clap, cfg: zero_shot.ZsLossConfig):
+    """``loss(model, batch, rng)``: ``waves`` (B, samples) prepared for the CLAP, ``ids``/``mask`` (B, L)."""
+    spectrogram = clap.spec.audio.spectrogram
+    normalize, fixed_scale = zero_shot.normalizes(cfg), cfg.logit_scale
+
+    def loss(model: ZsModel, batch: dict, rng: jax.Array):
+        del rng
+        text = model.clap.encode_text(batch["ids"], batch["mask"])["embedding"]
+        scale = model.clap.logit_scales()[0] if fixed_scale is None else fixed_scale
+        mag = frontend.magnitude(frontend.stft(batch["waves"], spectrogram), spectrogram.magnitude_eps)
+        out = zero_shot.forward(model.clap, model.decoder, mag, text, spectrogram, cfg, normalize,
+                                jax.lax.stop_gradient(scale))
+        return zero_shot.loss(out, cfg)
+    return loss
+
+
+def pick_text(clip, rng: random.Random, d: ml_collections.ConfigDict) -> str:
+    """One training text for a soundscapes clip: a label prompt of one event or one caption."""
+    if rng.random() < d.label_prompt_prob:
+        return d.prompt.format(label=soundscapes.get_class(rng.choice(clip.labels)).label)
+    return rng.choice(clip.captions)
+
+
+def make_decode(clap: api.Clap, d: ml_collections.ConfigDict):
+    """Item -> ``waves`` (clip_samples,) prepared as the CLAP prepares audio, ``ids``/``mask`` (text_length,)."""
+    tok, length = clap.tokenizer, d.text_length
+
+    def tokens(text: str) -> dict[str, np.ndarray]:
+        ids, mask = tok([text])
+        ids, mask = ids[0, :length], mask[0, :length]
+        return {"ids": np.pad(ids, (0, length - len(ids)), constant_values=tok.pad_id),
+                "mask": np.pad(mask, (0, length - len(mask)))}
+
+    def decode(item, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        if isinstance(item, soundscapes.Clip):
+            wave, rate, text = item.audio, item.sample_rate, pick_text(item, random.Random(int(rng.integers(2**63))), d)
+        else:                                   # a captions record (Clotho, AudioCaps): one of its captions
+            wave, rate = readers.load_audio(item, clap.spec.audio.spectrogram.sample_rate)
+            text = random.Random(int(rng.integers(2**63))).choice(item.captions)
+        waves = pipeline.prepare([(wave, rate)], clap.spec.audio, crop="random" if d.random_crop else None,
+                                 seed=int(rng.integers(2**31)))
+        return {"waves": waves.waves[0].astype(np.float32), **tokens(text)}
+    return decode
+
+
+def sources(d: ml_collections.ConfigDict):
+    """(training source, validation source) for ``cfg.data``."""
+    if d.dataset == "soundscapes":
+        make = lambda seed, n: lmac_data.SoundscapesClips(seed, n, d.sample_rate, d.duration, d.min_events,
+                                                          d.max_events)
+        return make(d.seed, d.train_clips), make(d.eval_seed, d.eval_clips)
+    if d.dataset == "captions":
+        if not d.csv:
+            raise ValueError("data.csv: a captions CSV (Clotho or AudioCaps) is required for dataset=captions")
+        records = readers.CaptionCsv(d.csv, d.root).records
+        n_eval = min(d.eval_clips, len(records) // 10)          # the first clips validate, the rest train
+        return records[n_eval:], records[:n_eval]
+    raise ValueError(f"data.dataset: unknown {d.dataset!r} (soundscapes, captions)")
+
+
+def make_evaluate(clap: api.Clap, valid, decode, cfg: zero_shot.ZsLossConfig, batch_size: int):
+    """``evaluate(model)``: the loss parts on fixed validation clips, batch by batch (square batches)."""
+    rng = np.random.default_rng(0)
+    items = [decode(valid[i], rng) for i in range(len(valid) - len(valid) % batch_size)]
+    batches = [{k: np.stack([it[k] for it in items[s:s + batch_size]]) for k in items[0]}
+               for s in range(0, len(items), batch_size)]
+    loss_fn = make_loss(clap, cfg)
+
+    @functools.partial(jax.jit, static_argnums=1)
+    def parts(state, graphdef, batch):
+        return loss_fn(nnx.merge(graphdef, state), batch, None)[1]
+
+    def evaluate(model: ZsModel) -> dict[str, float]:
+        graphdef, state = nnx.split(model)
+        rows = [jax.device_get(parts(state, graphdef, b)) for b in batches]
+        return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]} if rows else {}
+    return evaluate
+
+
+def run(cfg: ml_collections.ConfigDict, workdir: str, export: str | None = None) -> zs_explainer.ZsExplainer:
+    """Trains (or resumes) the decoder and optionally exports the explainer directory."""
+    clap = api.load(cfg.model)
+    if clap.tokenizer is None:
+        raise ValueError(f"{cfg.model}: the CLAP has no tokenizer files; LMAC-ZS needs its text encoder")
+    lcfg, dcfg = loss_config(cfg.loss), decoder_config(cfg, clap)
+    decoder = text_decoders.init(dcfg, seed=cfg.seed)
+    train_set, valid_set = sources(cfg.data)
+    decode = make_decode(clap, cfg.data)
+    task = loop.Task(model=ZsModel(nnx.merge(clap.graphdef, clap.state), decoder), loss=make_loss(clap, lcfg),
+                     evaluate=make_evaluate(clap, valid_set, decode, lcfg, cfg.batch_size),
+                     frozen=nnx.PathContains("clap"))
+    loader = Loader(train_set, decode, cfg.batch_size, seed=cfg.seed, process_index=jax.process_index(),
+                    process_count=jax.process_count(), workers=cfg.data.workers)
+    trained = loop.train(cfg, task, loader, workdir)
+    spec = zs_explainer.ZsExplainerSpec(decoder=dcfg, loss=lcfg, model=cfg.model,
+                                        model_spec=zs_explainer.model_spec_dict(clap.spec))
+    explainer = zs_explainer.ZsExplainer(spec, clap, trained.decoder)
+    if export and jax.process_index() == 0:
+        explainer.save(export, overwrite=True)
+        print(f"wrote {export}")
+    return explainer
+
+
+if __name__ == "__main__":
+    cli.main(run, "Write the trained LMAC-ZS explainer directory here.")
