@@ -36,6 +36,7 @@ import numpy as np
 from flax import nnx
 
 from clap_jax.data import soundscapes
+from clap_jax.linalg import l2_normalize
 from lmac import metrics, protocols, zero_shot
 
 PROTOCOLS = ("in_domain", "mixtures_3db", "white_noise_3db", "speech_3db")
@@ -154,7 +155,7 @@ def evaluate(explainer, waves: np.ndarray, truth, template: str, *, methods=METH
     sr = clap.spec.audio.spectrogram.sample_rate
     labels = [c.label for c in soundscapes.CLASSES]
     text_all = clap.embed_text([template.format(label=lab) for lab in labels])             # (K, D)
-    t_unit = text_all / np.linalg.norm(text_all, axis=1, keepdims=True)
+    t_unit = l2_normalize(text_all)
     scale = float(clap.logit_scale if explainer.spec.loss.logit_scale is None else explainer.spec.loss.logit_scale)
     options = (("gradcam", ()), ("gradcam++", ()), ("saliency", ()), ("ig", (("n_steps", ig_steps),)),
                ("smoothgrad", (("nt_samples", smoothgrad_samples), ("stdev", smoothgrad_noise))))
@@ -172,7 +173,7 @@ def evaluate(explainer, waves: np.ndarray, truth, template: str, *, methods=METH
         tb = truth[s:s + b] + [truth[s + b - 1]] * (batch_size - b)
         mag = np.asarray(clap.magnitude(jnp.asarray(w)))
         clean = clap.embed_audio(w, sr)
-        pred = (clean / np.linalg.norm(clean, axis=1, keepdims=True) @ t_unit.T).argmax(1)
+        pred = (l2_normalize(clean) @ t_unit.T).argmax(1)
         rows = _rows(tb, pred, rng, len(labels))
         idx, ks = np.array([r[0] for r in rows]), np.array([r[1] for r in rows])
         mag_rows, text_rows = jnp.asarray(mag[idx]), jnp.asarray(text_all[ks])
