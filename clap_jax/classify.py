@@ -25,23 +25,10 @@ import numpy as np
 from absl import app, flags
 
 from clap_jax import api, audio, cli_errors
-from clap_jax.data import readers
 from clap_jax.examples import EVERYDAY_LABELS, EXAMPLES_DIR as EXAMPLES
 
 
-def audio_paths(entries: list[str]) -> list[str]:
-    """Audio files from files and folders (``cli_errors.split_paths``); a missing one raises."""
-    paths = []
-    for entry in cli_errors.split_paths(entries):
-        if os.path.isdir(entry):
-            paths += [r.path for r in readers.AudioFolder(entry)]
-        elif os.path.exists(entry):
-            paths.append(entry)
-        else:
-            raise FileNotFoundError(f"{entry}: no such audio file or folder")
-    if not paths:
-        raise FileNotFoundError(f"no audio files in {', '.join(map(str, entries))}")
-    return paths
+audio_paths = cli_errors.audio_paths
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:

@@ -87,6 +87,23 @@ def split_paths(values) -> list[str]:
     return out
 
 
+def audio_paths(entries) -> list[str]:
+    """Audio files from flag values naming files and folders (:func:`split_paths`; folders: every
+    audio file below, sorted); a missing entry or no audio file at all raises FileNotFoundError."""
+    from clap_jax.data import readers
+    paths = []
+    for entry in split_paths(entries):
+        if os.path.isdir(entry):
+            paths += [r.path for r in readers.AudioFolder(entry)]
+        elif os.path.exists(entry):
+            paths.append(entry)
+        else:
+            raise FileNotFoundError(f"{entry}: no such audio file or folder")
+    if not paths:
+        raise FileNotFoundError(f"no audio files in {', '.join(map(str, entries))}")
+    return paths
+
+
 def check_output_file(path: str | None, flag: str = "--out") -> None:
     """Refuses, before any work, an output file that cannot be written: a directory, a missing
     parent folder, an unwritable folder or file."""

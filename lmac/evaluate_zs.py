@@ -124,6 +124,7 @@ class _Scores:
         self.agg.add(jax.device_get(metrics.batch_metrics(p_cl[first], p_in[first], p_out[first], mask[first],
                                                           valid=jnp.asarray(np.arange(first.sum()) < valid_clips))))
         means = mask.reshape(len(rows), -1).mean(1)
+        present, truths = [], []
         for r, (i, k, what) in enumerate(rows):
             if i >= valid_clips or what in ("pred", "pad"):
                 continue
@@ -131,10 +132,15 @@ class _Scores:
             self.mm.append(means[r])
             self.sim.append(sims[r])
             if what == "present":
-                m = next(m for kk, m in truth_batch[i] if kk == k)
-                frames = min(m.shape[0], mask.shape[1])
-                self.loc.append(jax.device_get(metrics.localization_per_sample(mask[r:r + 1, :frames],
-                                                                               m[None, :frames])))
+                present.append(r)
+                truths.append(next(m for kk, m in truth_batch[i] if kk == k))
+        # One localisation call per batch, padded to 3 rows a clip so its shape never changes.
+        n, width = len(present), 3 * len(truth_batch)
+        frames = min(truths[0].shape[0], mask.shape[1])
+        maps = mask[np.array(present + present[:1] * (width - n))][:, :frames]
+        truth = np.stack(truths + truths[:1] * (width - n))[:, :frames]
+        scores = jax.device_get(metrics.localization_per_sample(maps, truth))
+        self.loc.append({key: np.asarray(v)[:n] for key, v in scores.items()})
 
     def result(self) -> dict[str, float]:
         out = self.agg.result()

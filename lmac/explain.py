@@ -41,7 +41,6 @@ import numpy as np
 
 from clap_jax import audio as audio_lib
 from clap_jax import cli_errors, examples
-from clap_jax.data import readers
 from lmac import explainer as explainer_lib
 
 DEFAULT_EXPLAINERS = ("soundscapes-lmac", "soundscapes-small-lmac-zs")
@@ -85,14 +84,6 @@ def quiet_logs(verbose: bool = False) -> None:
         absl_logging.set_verbosity(absl_logging.WARNING)
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(level)
-
-
-def audio_paths(entries: list[str]) -> list[str]:
-    """Files as given, folders expanded (recursively, sorted) to the audio files they hold."""
-    paths = []
-    for entry in entries:
-        paths += [r.path for r in readers.AudioFolder(entry)] if os.path.isdir(entry) else [entry]
-    return paths
 
 
 def unique_stems(paths: list[str]) -> list[str]:
@@ -249,10 +240,7 @@ def main(argv) -> int:
     if error:
         print(error, file=sys.stderr)
         return 2
-    paths = audio_paths(FLAGS.audio)
-    if not paths:
-        print(f"error: no audio files in {', '.join(FLAGS.audio)}", file=sys.stderr)
-        return 1
+    paths = cli_errors.audio_paths(FLAGS.audio)          # missing entries: one line, exit 1 (cli_errors.guard)
     prompts = _prompt_mode(FLAGS.prompts, FLAGS.labels, FLAGS.template)
     if not prompts:
         print("error: --prompts is empty", file=sys.stderr)

@@ -213,22 +213,6 @@ def rows(keys, dec: Decomposition, k: int, edited: Decomposition | None = None, 
     return out
 
 
-def audio_paths(entries) -> list[str]:
-    """Audio files from a list of files and folders (folders: every audio file below, sorted)."""
-    from clap_jax.data import readers
-    paths = []
-    for entry in cli_errors.split_paths(entries):
-        if os.path.isdir(entry):
-            paths += [r.path for r in readers.AudioFolder(entry)]
-        elif os.path.exists(entry):
-            paths.append(entry)
-        else:
-            raise FileNotFoundError(f"{entry}: no such audio file or folder")
-    if not paths:
-        raise FileNotFoundError(f"no audio files in {', '.join(map(str, entries))}")
-    return paths
-
-
 def _check_args(*, lam, l0, top_k, batch_size, method, out, save_weights, audio_mean, center) -> None:
     """Flag values that would fail later, refused before any work."""
     if top_k < 1 or batch_size < 1:
@@ -275,7 +259,7 @@ def run(model, *, audio=(), embeddings=None, vocabulary="soundscapes", vocabular
     scale = parse_scale(scale)
     summary, progress = progress, progress and sys.stderr.isatty()      # bars only on a terminal
     skips = skips if skips is not None else cli_errors.Skips("sparse.decompose", strict)
-    paths = audio_paths(audio) if audio else None
+    paths = cli_errors.audio_paths(audio) if audio else None
     z_in, keys_in = read_embeddings(embeddings) if embeddings else (None, None)
     vocab = load_vocabulary(vocabulary, vocabulary_size)
     model_name = model if isinstance(model, str) else None

@@ -16,6 +16,7 @@ from flax import nnx
 from PIL import Image
 
 from clap_jax import audio as audio_lib
+from clap_jax import cli_errors
 from clap_jax.frontend import SpectrogramConfig
 from clap_jax.models.cnn14 import Cnn14, Cnn14Config
 from lmac import decoders, explain, explainer, figures
@@ -129,7 +130,7 @@ def test_explain_files_makes_one_explain_call_per_batch_of_one_shape(tiny, tmp_p
     real = loaded.explain
     monkeypatch.setattr(loaded, "explain",
                         lambda waves, rates, **kw: calls.append(len(waves)) or real(waves, rates, **kw))
-    paths = explain.audio_paths([str(tiny.audio), str(tiny.audio / GOOD[0])])
+    paths = cli_errors.audio_paths([str(tiny.audio), str(tiny.audio / GOOD[0])])
     assert len(paths) == 4
     results, skipped = explain.explain_files(loaded, paths, str(tmp_path), batch_size=2, figures=False,
                                              log=lambda s: None, warn=lambda s: None)
