@@ -26,6 +26,8 @@ import numpy as np
 from absl import app, flags
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
+sys.path.insert(0, os.path.dirname(__file__))
+from references import CAPTIONS, numpy_state, ours_from_laion, tokenizer_dir  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("model", "laion-tiny", ["laion-tiny", "laion-base", "laion-fusion", "hf-tiny", "msclap-2022",
@@ -36,12 +38,6 @@ flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Compute dtype of
 flags.DEFINE_integer("num_batches", 5, "Timed batches per side (after one warm-up batch).")
 flags.DEFINE_integer("text_layers", 12, "Text encoder layers (12 = roberta-base, bert-base-uncased, gpt2).")
 flags.DEFINE_bool("header", False, "Print the table header first.")
-
-CAPTIONS = ["a dog barks while rain falls on a tin roof", "a high beep, then rain", "a siren wails over traffic",
-            "birds chirp in the morning near a river", "a clock ticking in a quiet room",
-            "white noise and a rising chirp", "someone speaks, then a door slams shut",
-            "an engine hums in the distance"]
-
 
 def _median_rate(fn, n_items: int, repeats: int) -> float:
     fn()  # warm-up: compilation, caches
@@ -56,27 +52,15 @@ def _median_rate(fn, n_items: int, repeats: int) -> float:
 RATES = {"msclap-2022": 44100, "msclap-2023": 44100, "cnn14-sb": 16000}
 
 
-def _tokenizer_dir(family: str = "roberta") -> str:
-    import tempfile
-    import offline_tokenizers
-    train = {"roberta": offline_tokenizers.train_roberta, "bert": offline_tokenizers.train_bert,
-             "gpt2": offline_tokenizers.train_gpt2}[family]
-    return train(tempfile.mkdtemp(prefix=f"bench_{family}_tok"), CAPTIONS * 50, 500)
-
-
-def _numpy_state(state_dict) -> dict:
-    return {k: v.detach().float().numpy() if v.is_floating_point() else v.numpy() for k, v in state_dict.items()}
-
-
 def _msclap(version: str, waves, texts, dtype):
     """msclap's CLAPWrapper methods on a random-weight CLAP, and ours converted from its state dict."""
     import reference_models
     from clap_jax import api, checkpoint, convert, weights
-    tok_dir = _tokenizer_dir("bert" if version == "2022" else "gpt2")
+    tok_dir = tokenizer_dir("bert" if version == "2022" else "gpt2")
     model = reference_models.msclap_model(version, text_layers=FLAGS.text_layers)
     ref = reference_models.msclap_wrapper(model, reference_models.msclap_tokenizer(version, tok_dir), version)
     ref.clips = {f"clip{i}": w for i, w in enumerate(waves)}
-    state = _numpy_state(model.state_dict())
+    state = numpy_state(model.state_dict())
     spec = convert.msclap_spec(state)
     ours_model = checkpoint.abstract_model(spec, dtype)
     weights.load_state(ours_model, state, convert.MSCLAP_2022_RULES if version == "2022" else convert.MSCLAP_2023_RULES,
@@ -92,8 +76,8 @@ def _cnn14_sb(waves, dtype):
     from clap_jax import checkpoint, classifier, convert, weights
     from speechbrain.processing.features import STFT, Filterbank, spectral_magnitude
     emb, clf = reference_models.speechbrain_cnn14()
-    state = _numpy_state(emb.state_dict())
-    state.update({f"classifier.{k}": v for k, v in _numpy_state(clf.state_dict()).items()})
+    state = numpy_state(emb.state_dict())
+    state.update({f"classifier.{k}": v for k, v in numpy_state(clf.state_dict()).items()})
     spec = convert.speechbrain_spec(state)
     model = checkpoint.abstract_classifier(spec, dtype)
     weights.load_state(model, state, convert.SPEECHBRAIN_RULES, convert.SPEECHBRAIN_IGNORE)
@@ -108,16 +92,6 @@ def _cnn14_sb(waves, dtype):
         feats = torch.log1p(fbank(spectral_magnitude(stft(x), power=0.5)))
         return clf(emb(feats)[0]).squeeze(1)
     return ours, ref_audio
-
-
-def _ours_from_laion(state_dict, tok_dir, dtype):
-    """Our model with the reference's weights, converted in memory."""
-    from clap_jax import api, checkpoint, convert, weights
-    state = {k: v.detach().float().numpy() if v.is_floating_point() else v.numpy() for k, v in state_dict.items()}
-    spec = convert.laion_spec(state)
-    model = checkpoint.abstract_model(spec, dtype)
-    weights.load_state(model, state, convert.LAION_RULES, convert.LAION_IGNORE)
-    return api.from_model(spec, model, tok_dir)
 
 
 def main(argv):
@@ -135,11 +109,11 @@ def main(argv):
     ours_text = ref_text = None
 
     if FLAGS.model.startswith("laion"):
-        tok_dir = _tokenizer_dir()
+        tok_dir = tokenizer_dir()
         amodel = "HTSAT-base" if FLAGS.model == "laion-base" else "HTSAT-tiny"
         ref = reference_models.laion_module(amodel, fusion=FLAGS.model == "laion-fusion",
                                             text_layers=FLAGS.text_layers)
-        ours = _ours_from_laion(ref.model.state_dict(), tok_dir, dtype)
+        ours = ours_from_laion(ref.model.state_dict(), tok_dir, dtype)
         ref_tok = reference_models.roberta_tokenizer(tok_dir)
         if FLAGS.model == "laion-fusion":
             # LAION's fusion front end needs torchaudio, which does not load beside the CPU torch
@@ -158,7 +132,7 @@ def main(argv):
         ours, ref_audio = _cnn14_sb(waves, dtype)
     else:
         import transformers
-        tok_dir = _tokenizer_dir()
+        tok_dir = tokenizer_dir()
         torch.manual_seed(0)
         ref = transformers.ClapModel(transformers.ClapConfig(
             text_config={"num_hidden_layers": FLAGS.text_layers})).eval()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 
 import jax
@@ -9,13 +10,33 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from clap_jax import audio, checkpoint, frontend, pipeline
+from clap_jax import audio, batching, checkpoint, frontend, pipeline
 from clap_jax.linalg import l2_normalize
 from clap_jax.models.clap import ClapModel
-from clap_jax.spec import ClapSpec
+from clap_jax.spec import AudioConfig, ClapSpec
 from clap_jax.tokenizer import Tokenizer
 
 BUNDLED_DIR = os.path.join(os.path.dirname(__file__), "bundled")
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "cfg", "normalize"))
+def audio_embeddings(graphdef, cfg: AudioConfig, normalize: bool, state, batch: dict) -> jnp.ndarray:
+    """Prepared batch (:meth:`pipeline.Batch.arrays`) -> audio embeddings (B, joint_dim) float32.
+    One program per (architecture, pipeline, batch shape, sharding), shared by every :class:`Clap`
+    over the same architecture: the graph definition and configs are static, the weights are not."""
+    with jax.default_matmul_precision("highest"):
+        model = nnx.merge(graphdef, state)
+        mel, longer = pipeline.features(batch, cfg, cfg.spectrogram.num_frames(cfg.clip_samples))
+        emb = model.encode_audio(mel, longer if cfg.fusion else None)["embedding"].astype(jnp.float32)
+        return l2_normalize(emb) if normalize else emb
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "normalize"))
+def text_embeddings(graphdef, normalize: bool, state, ids: jnp.ndarray, mask: jnp.ndarray) -> jnp.ndarray:
+    """Token ids and attention mask (B, L) int32 -> text embeddings (B, joint_dim) float32."""
+    with jax.default_matmul_precision("highest"):
+        emb = nnx.merge(graphdef, state).encode_text(ids, mask)["embedding"].astype(jnp.float32)
+        return l2_normalize(emb) if normalize else emb
 
 
 class Clap:
@@ -24,7 +45,9 @@ class Clap:
     Embeddings are float32 numpy arrays (B, joint_dim), L2-normalised when the source's
     embedding API normalises (LAION, Hugging Face) and unnormalised where it does not (Microsoft
     CLAP). ``dtype=jnp.bfloat16`` computes the encoders in bfloat16 (parameters, front end and
-    outputs stay float32).
+    outputs stay float32). Inputs are streamed ``batch_size`` clips (texts) at a time, each batch
+    padded to a bucket (:mod:`clap_jax.batching`): memory stays flat in the number of inputs and
+    the encoders compile once per bucket, shared by every object over the same architecture.
     """
 
     def __init__(self, spec: ClapSpec, model: ClapModel, tokenizer: Tokenizer | None):
@@ -34,24 +57,13 @@ class Clap:
         self.logit_scale = float(model.logit_scales()[0])      # exp of the audio -> text scale
 
     @functools.cached_property
-    def _audio_fn(self):
-        cfg = self.spec.audio
-
-        @jax.jit
-        def run(state, batch):
-            with jax.default_matmul_precision("highest"):
-                model = nnx.merge(self.graphdef, state)
-                mel, longer = pipeline.features(batch, cfg, self.chunk)
-                return model.encode_audio(mel, longer if cfg.fusion else None)["embedding"]
-        return run
-
-    @functools.cached_property
-    def _text_fn(self):
-        @jax.jit
-        def run(state, ids, mask):
-            with jax.default_matmul_precision("highest"):
-                return nnx.merge(self.graphdef, state).encode_text(ids, mask)["embedding"]
-        return run
+    def fingerprint(self) -> str:
+        """sha256 (hex) of the spec and every parameter: names a model in caches and manifests."""
+        h = hashlib.sha256(self.spec.to_json().encode())
+        for path, leaf in jax.tree_util.tree_leaves_with_path(self.state):
+            h.update(jax.tree_util.keystr(path).encode())
+            h.update(np.ascontiguousarray(np.asarray(leaf)).tobytes())
+        return h.hexdigest()
 
     def audio_features_from_magnitude(self, mag: jnp.ndarray) -> jnp.ndarray:
         """Pure: linear STFT magnitude (B, frames, n_freq) of prepared clips -> the audio encoder's
@@ -77,15 +89,33 @@ class Clap:
         cfg = self.spec.audio.spectrogram
         return frontend.magnitude(frontend.stft(waves, cfg), cfg.magnitude_eps)
 
-    def _out(self, emb: jnp.ndarray) -> np.ndarray:
-        return np.asarray(l2_normalize(emb) if self.spec.normalize_embeddings else emb)
-
-    def prepare_audio(self, waveforms, sample_rate, crop: str | None = None, seed: int | None = None):
+    def prepare_audio(self, waveforms, sample_rate, crop: str | None = None, seed=None) -> pipeline.Batch:
         """Host preparation of a batch: see :func:`clap_jax.pipeline.prepare`."""
         clips = audio.as_waveform_list(waveforms, sample_rate)
         return pipeline.prepare(clips, self.spec.audio, crop, seed)
 
-    def embed_audio(self, waveforms, sample_rate, *, crop: str | None = None, seed: int | None = None) -> np.ndarray:
+    def embed_prepared(self, batch: pipeline.Batch, sharding=None, multiple: int = 1,
+                       batch_size: int = batching.DEFAULT_BATCH) -> np.ndarray:
+        """Embeddings (B, joint_dim) of a prepared batch of at most ``batch_size`` clips, padded
+        to its bucket (a multiple of ``multiple``) and placed with ``sharding`` (e.g. the batch
+        axis over a device mesh; the weights are replicated to match) if given."""
+        arrays, valid = batching.pad_rows(batch.arrays(), batching.bucket(len(batch), batch_size, multiple))
+        state = self.state
+        if sharding is not None:
+            arrays = jax.device_put(arrays, sharding)
+            state = self._replicated(sharding)
+        out = audio_embeddings(self.graphdef, self.spec.audio, self.spec.normalize_embeddings, state, arrays)
+        return np.asarray(out)[valid]
+
+    def _replicated(self, sharding):
+        mesh = sharding.mesh
+        if getattr(self, "_state_mesh", None) is not mesh:
+            rep = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+            self._state_on_mesh, self._state_mesh = jax.device_put(self.state, rep), mesh
+        return self._state_on_mesh
+
+    def embed_audio(self, waveforms, sample_rate, *, crop: str | None = None, seed=None,
+                    batch_size: int = batching.DEFAULT_BATCH) -> np.ndarray:
         """Audio embeddings (B, joint_dim).
 
         ``waveforms``: an array (B, T) or (T,), or a list of clips of any lengths, each (T,),
@@ -96,22 +126,39 @@ class Clap:
         empty, ambiguous shapes, bad rates); near-silent ones warn (``audio.NearSilentWarning``).
         Long clips are cropped deterministically (``crop='center'`` unless the spec or the call
         says otherwise; ``crop='random'`` with ``seed`` reproduces the references' random crop).
+        Clips are checked, prepared and embedded ``batch_size`` at a time.
         """
-        batch = self.prepare_audio(waveforms, sample_rate, crop, seed)
-        arrays = {k: v for k, v in vars(batch).items() if v is not None}
-        out = self._out(self._audio_fn(self.state, arrays))
-        bad = np.flatnonzero(~np.isfinite(out).all(axis=1))
-        if bad.size:                       # validation should make this impossible; never return NaN
-            raise audio.AudioError(f"waveform {', '.join(map(str, bad[:5]))}: the embedding is not finite")
-        return out
+        pairs = audio.split_clips(waveforms, sample_rate)
+        rng = np.random.default_rng(seed) if isinstance(seed, (int, np.integer)) else seed
+        out = []
+        for start, stop in batching.spans(len(pairs), batch_size):
+            clips = audio.check_clips(pairs[start:stop], first=start)
+            seeds = rng[start:stop] if isinstance(rng, (list, tuple, np.ndarray)) else rng
+            emb = self.embed_prepared(pipeline.prepare(clips, self.spec.audio, crop, seeds), batch_size=batch_size)
+            bad = np.flatnonzero(~np.isfinite(emb).all(axis=1))
+            if bad.size:                   # validation should make this impossible; never return NaN
+                raise audio.AudioError(f"waveform {', '.join(str(start + b) for b in bad[:5])}: "
+                                       "the embedding is not finite")
+            out.append(emb)
+        return np.concatenate(out)
 
-    def embed_text(self, texts: list[str]) -> np.ndarray:
-        """Text embeddings (B, joint_dim). Texts longer than the context (``spec.tokenizer.max_length``
-        tokens, specials included) are truncated, as the references do."""
+    def embed_text(self, texts: list[str], batch_size: int = batching.DEFAULT_BATCH) -> np.ndarray:
+        """Text embeddings (B, joint_dim), ``batch_size`` texts at a time. Texts longer than the
+        context (``spec.tokenizer.max_length`` tokens, specials included) are truncated, as the
+        references do."""
         if self.tokenizer is None:
             raise ValueError("this model has no tokenizer files; convert it with --tokenizer=DIR")
-        ids, mask = self.tokenizer(texts)
-        return self._out(self._text_fn(self.state, ids, mask))
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        if not texts:
+            raise ValueError("texts: empty list")
+        out = []
+        for start, stop in batching.spans(len(texts), batch_size):
+            ids, mask = self.tokenizer(texts[start:stop])
+            arrays, valid = batching.pad_rows({"ids": ids, "mask": mask}, batching.bucket(stop - start, batch_size))
+            emb = text_embeddings(self.graphdef, self.spec.normalize_embeddings, self.state,
+                                  arrays["ids"], arrays["mask"])
+            out.append(np.asarray(emb)[valid])
+        return np.concatenate(out)
 
     def similarity(self, audio_emb: np.ndarray, text_emb: np.ndarray) -> np.ndarray:
         """Logits (n_audio, n_text) = exp(logit_scale_a) * cos(audio, text). Microsoft CLAP's

@@ -243,16 +243,9 @@ def fit_length(x: np.ndarray, length: int, pad_mode: str = "repeatpad", crop: st
     return pad(x, length, pad_mode)
 
 
-def as_waveform_list(waveforms, sample_rate: int | Sequence[int]) -> list[tuple[np.ndarray, int]]:
-    """Checked ``(waveform, rate)`` pairs from a list of clips, a single (T,) clip or a bare 2-D
-    array. ``sample_rate`` is one rate or one per clip (Hz, :func:`check_rate`).
-
-    A list holds clips of any lengths, each 1-D or multi-channel (:func:`check_waveform`). A bare
-    (B, T) array with B < T is a batch of B clips; a bare (T, C) array with C <= 8 and T > C is one
-    channels-last clip (``soundfile.read``'s stereo layout), mixed to mono; other 2-D shapes are
-    ambiguous and refused. Near-silent clips (:func:`silence_reason`) raise a NearSilentWarning
-    naming them.
-    """
+def split_clips(waveforms, sample_rate: int | Sequence[int]) -> list[tuple[object, object]]:
+    """Unchecked ``(clip, rate)`` pairs from what :func:`as_waveform_list` accepts, without converting
+    any samples (cheap, so callers can check and prepare large inputs a batch at a time)."""
     if isinstance(waveforms, (list, tuple)):
         clips = list(waveforms)
     else:
@@ -276,10 +269,28 @@ def as_waveform_list(waveforms, sample_rate: int | Sequence[int]) -> list[tuple[
             raise AudioError(f"sample_rate: {len(rates)} rates for {len(clips)} clips")
     else:
         rates = [sample_rate] * len(clips)
+    return list(zip(clips, rates))
+
+
+def check_clips(pairs, first: int = 0) -> list[tuple[np.ndarray, int]]:
+    """Checked ``(waveform, rate)`` pairs; clip ``i`` of ``pairs`` is named ``waveform first+i``."""
     out = []
-    for i, (c, r) in enumerate(zip(clips, rates)):
+    for i, (c, r) in enumerate(pairs, start=first):
         name = f"waveform {i}"
         x = check_waveform(np.asarray(c), name)
         out.append((x, check_rate(r, name)))
         warn_if_near_silent(x, name)
     return out
+
+
+def as_waveform_list(waveforms, sample_rate: int | Sequence[int]) -> list[tuple[np.ndarray, int]]:
+    """Checked ``(waveform, rate)`` pairs from a list of clips, a single (T,) clip or a bare 2-D
+    array. ``sample_rate`` is one rate or one per clip (Hz, :func:`check_rate`).
+
+    A list holds clips of any lengths, each 1-D or multi-channel (:func:`check_waveform`). A bare
+    (B, T) array with B < T is a batch of B clips; a bare (T, C) array with C <= 8 and T > C is one
+    channels-last clip (``soundfile.read``'s stereo layout), mixed to mono; other 2-D shapes are
+    ambiguous and refused. Near-silent clips (:func:`silence_reason`) raise a NearSilentWarning
+    naming them.
+    """
+    return check_clips(split_clips(waveforms, sample_rate))

@@ -111,9 +111,11 @@ def save_params(path: str, model: nnx.Module) -> None:
 
 
 def restore_params(path: str, model: nnx.Module) -> nnx.Module:
-    """Fills an (abstract) model with the parameters saved at ``path``."""
+    """Fills an (abstract) model with the parameters saved at ``path``, on this process's first
+    local device (so every process of a multi-host job holds its own copy)."""
     graphdef, state = nnx.split(model)
-    target = jax.tree.map(lambda v: jax.ShapeDtypeStruct(v.shape, v.dtype), nnx.to_pure_dict(state))
+    local = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    target = jax.tree.map(lambda v: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=local), nnx.to_pure_dict(state))
     with ocp.StandardCheckpointer() as ckpt:
         restored = ckpt.restore(os.path.abspath(path), target)
     nnx.replace_by_pure_dict(state, restored)

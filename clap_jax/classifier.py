@@ -19,9 +19,17 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from clap_jax import api, audio, checkpoint, frontend, pipeline
+from clap_jax import api, audio, batching, checkpoint, frontend, pipeline
 from clap_jax.models.cnn14 import Cnn14
 from clap_jax.spec import ClassifierSpec
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "cfg"))
+def classify(graphdef, cfg: frontend.SpectrogramConfig, state, waves: jnp.ndarray) -> dict:
+    """Prepared clips (B, clip_samples) -> the network's outputs; one program per architecture,
+    front end and batch shape, shared by every :class:`Classifier`."""
+    with jax.default_matmul_precision("highest"):
+        return nnx.merge(graphdef, state)(frontend.log_mel(waves, cfg)[:, None])
 
 
 class Classifier:
@@ -47,16 +55,6 @@ class Classifier:
         cfg = self.spec.audio.spectrogram
         return frontend.magnitude(frontend.stft(waves, cfg), cfg.magnitude_eps)
 
-    @functools.cached_property
-    def _fn(self):
-        cfg = self.spec.audio
-
-        @jax.jit
-        def run(state, waves):
-            with jax.default_matmul_precision("highest"):
-                return self.apply(state, frontend.log_mel(waves, cfg.spectrogram)[:, None])
-        return run
-
     def prepare_audio(self, waveforms, sample_rate, crop: str | None = None, seed: int | None = None) -> np.ndarray:
         """Host preparation: resampling, normalisation, padding/cropping -> (B, clip_samples)."""
         clips = audio.as_waveform_list(waveforms, sample_rate)
@@ -65,8 +63,13 @@ class Classifier:
     def __call__(self, waveforms, sample_rate, *, crop: str | None = None, seed: int | None = None) -> dict:
         """``logits`` (B, classes), ``embedding`` (B, D) and ``blocks`` for a batch of clips (any
         lengths and rates; see :meth:`clap_jax.api.Clap.embed_audio` for the length policy)."""
-        out = self._fn(self.state, self.prepare_audio(waveforms, sample_rate, crop, seed))
-        return jax.tree.map(np.asarray, out)
+        waves = self.prepare_audio(waveforms, sample_rate, crop, seed)
+        outs = []
+        for start, stop in batching.spans(len(waves)):
+            arrays, valid = batching.pad_rows({"waves": waves[start:stop]}, batching.bucket(stop - start))
+            out = classify(self.graphdef, self.spec.audio.spectrogram, self.state, arrays["waves"])
+            outs.append(jax.tree.map(lambda x: np.asarray(x)[valid], out))
+        return jax.tree.map(lambda *xs: np.concatenate(xs), *outs)
 
     def logits(self, waveforms, sample_rate, **kw) -> np.ndarray:
         return self(waveforms, sample_rate, **kw)["logits"]

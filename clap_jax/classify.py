@@ -22,7 +22,7 @@ import sys
 import warnings
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 from clap_jax import api, audio, cli_errors
 from clap_jax.examples import EVERYDAY_LABELS, EXAMPLES_DIR as EXAMPLES
@@ -118,5 +118,6 @@ def _define_flags() -> None:
 
 
 if __name__ == "__main__":
+    from clap_jax import runtime
     _define_flags()
-    app.run(main)
+    runtime.run(main)

@@ -118,6 +118,12 @@ def check_output_file(path: str | None, flag: str = "--out") -> None:
         raise PermissionError(f"{flag}={path}: not writable")
 
 
+def reason(name: str, why) -> str:
+    """Why ``name`` was skipped, on one line, without the ``name: `` its error may start with."""
+    text = one_line(why) if isinstance(why, BaseException) else str(why)
+    return text[len(name) + 2:] if text.startswith(f"{name}: ") else text
+
+
 class Skips:
     """Bad inputs of one command: each named on stderr with its reason as it is skipped (or,
     with ``strict``, raised as :class:`InputError`), counted in :meth:`summary`."""
@@ -126,10 +132,8 @@ class Skips:
         self.prog, self.strict, self.stream = prog, strict, stream
         self.items: list[tuple[str, str]] = []
 
-    def __call__(self, name: str, reason) -> None:
-        text = one_line(reason) if isinstance(reason, BaseException) else str(reason)
-        if text.startswith(f"{name}: "):
-            text = text[len(name) + 2:]
+    def __call__(self, name: str, why) -> None:
+        text = reason(name, why)
         if self.strict:
             raise InputError(f"{name}: {text} (stopped by --strict)")
         self.items.append((name, text))

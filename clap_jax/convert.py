@@ -22,7 +22,7 @@ import os
 import re
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 from clap_jax import checkpoint, cli_errors, weights
 from clap_jax.frontend import SpectrogramConfig, mel_filterbank
@@ -541,5 +541,6 @@ def describe(spec: ClapSpec | ClassifierSpec) -> str:
 
 
 if __name__ == "__main__":
+    from clap_jax import runtime
     flags.mark_flags_as_required(["source", "checkpoint", "out"])
-    app.run(main)
+    runtime.run(main)

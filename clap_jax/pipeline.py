@@ -27,12 +27,38 @@ _SHRINK = {"bilinear": resize.bilinear, "bilinear_antialias": resize.bilinear_an
 class Batch:
     """Host arrays for :func:`features`. Non-fusion: ``waves`` (B, clip_samples). Fusion:
     ``waves`` (B, padded) pre-padded signals, ``starts`` (B, 3) crop frames, ``shrink_start``
-    (B, chunk) and ``shrink_weights`` (B, chunk, taps) banded shrink, ``longer`` (B,) bool."""
+    (B, chunk) and ``shrink_weights`` (B, chunk, taps) banded shrink, ``longer`` (B,) bool.
+    ``crops`` (B,) is host-only bookkeeping: where each clip's window starts (samples at the
+    model's rate; 0 for padded clips and fusion models, whose crops are ``starts``)."""
     waves: np.ndarray
     longer: np.ndarray
     starts: np.ndarray | None = None
     shrink_start: np.ndarray | None = None
     shrink_weights: np.ndarray | None = None
+    crops: np.ndarray | None = None
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The fields :func:`features` reads."""
+        return {k: v for k, v in vars(self).items() if v is not None and k != "crops"}
+
+    def __len__(self) -> int:
+        return len(self.waves)
+
+
+def _rngs(seed, n: int) -> list[np.random.Generator | None]:
+    """One generator per clip: a shared one from an int seed or Generator (the references' order:
+    clip i's draw depends on the clips before it), one per clip from a sequence of seeds (a
+    clip's draw depends on its own seed only), None without a seed."""
+    if seed is None:
+        return [None] * n
+    if isinstance(seed, (int, np.integer)):
+        seed = np.random.default_rng(seed)
+    if isinstance(seed, np.random.Generator):
+        return [seed] * n
+    seeds = list(seed)
+    if len(seeds) != n:
+        raise ValueError(f"{len(seeds)} crop seeds for {n} clips")
+    return [np.random.default_rng(int(s)) for s in seeds]
 
 
 def _fusion_starts(total: int, chunk: int, mode: str, rng: np.random.Generator | None) -> list[int]:
@@ -60,22 +86,27 @@ def _band(matrix: np.ndarray, taps: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def prepare(clips: list[tuple[np.ndarray, int]], cfg: AudioConfig, crop: str | None = None,
-            seed: int | None = None) -> Batch:
+            seed=None) -> Batch:
     """Checked ``(waveform, rate)`` pairs -> :class:`Batch` (host numpy).
 
-    ``crop`` overrides the config's crop mode; ``seed`` seeds ``crop='random'``.
+    ``crop`` overrides the config's crop mode; ``seed`` seeds ``crop='random'``: an int or a
+    numpy Generator draws the clips' crops in order, a sequence of ints gives each clip its own.
     """
     spec = cfg.spectrogram
     crop = crop or cfg.crop
-    rng = np.random.default_rng(seed) if seed is not None else None
+    rngs = _rngs(seed, len(clips))
+    rng = rngs[0] if rngs else None
     length = cfg.clip_samples
     waves = []
     for x, rate in clips:
         x = audio.normalize(audio.resample(x, rate, spec.sample_rate), cfg.normalize)
         waves.append(audio.quantize_int16(x) if cfg.quantize_int16 else x)
     if not cfg.fusion:
-        fitted = np.stack([audio.fit_length(x, length, cfg.pad, crop, rng) for x in waves])
-        return Batch(waves=fitted, longer=np.array([len(x) > length for x in waves]))
+        starts = [audio.crop_start(len(x), length, crop, r) for x, r in zip(waves, rngs)]
+        fitted = np.stack([x[s:s + length] if len(x) > length else audio.pad(x, length, cfg.pad)
+                           for x, s in zip(waves, starts)])
+        return Batch(waves=fitted, longer=np.array([len(x) > length for x in waves]),
+                     crops=np.array(starts, np.int64))
 
     hop, half = spec.hop_length, spec.n_fft // 2
     chunk = spec.num_frames(length)
@@ -86,7 +117,7 @@ def prepare(clips: list[tuple[np.ndarray, int]], cfg: AudioConfig, crop: str | N
         if not is_long:
             x = audio.pad(x, length, cfg.pad) if len(x) < length else x
             total = spec.num_frames(len(x))
-        starts.append(_fusion_starts(total, chunk, crop, rng) if is_long else [0, 0, 0])
+        starts.append(_fusion_starts(total, chunk, crop, rngs[len(starts)]) if is_long else [0, 0, 0])
         shrinks.append(_SHRINK[cfg.fusion_shrink](total, chunk) if is_long else np.eye(chunk, total, dtype=np.float32))
         signals.append(np.pad(x, (half, half), mode=spec.pad_mode))
         longer.append(is_long)
@@ -103,7 +134,8 @@ def prepare(clips: list[tuple[np.ndarray, int]], cfg: AudioConfig, crop: str | N
         longer=np.array(longer),
         starts=np.array(starts, np.int32),
         shrink_start=np.stack([b[0] for b in bands]),
-        shrink_weights=np.stack([b[1] for b in bands]))
+        shrink_weights=np.stack([b[1] for b in bands]),
+        crops=np.zeros(len(signals), np.int64))
 
 
 def features(batch: dict[str, jnp.ndarray], cfg: AudioConfig, chunk: int) -> tuple[jnp.ndarray, jnp.ndarray]:

@@ -30,7 +30,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.method = "working_set"
     c.cache_dir = ""                       # embeddings cache ("" = the default cache folder)
     c.data = ml_collections.ConfigDict(dict(
-        kind="soundscapes",                # soundscapes | esc50 | urbansound8k | folder | tfds (sparse.datasets)
+        kind="soundscapes",                # soundscapes | esc50 | urbansound8k | folder | tfds (clap_jax.data.datasets)
         root="", train_folds=(1, 2, 3, 4), eval_folds=(5,),      # esc50 / urbansound8k / folder
         train_seed=30000, train_clips=2000, eval_seed=10000, eval_clips=300, duration=5.0,   # soundscapes
         tfds_name="", train_split="train", eval_split="test",   # tfds

@@ -57,11 +57,12 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    from absl import app, flags
+    from absl import flags
+    from clap_jax import runtime
     flags.DEFINE_string("checkpoint", None, "The recipe's psi_model.ckpt (CNN14PSI_stft state dict).")
     flags.DEFINE_string("classifier", None, "Converted SpeechBrain classifier directory "
                         "(python -m clap_jax.convert --source=speechbrain).")
     flags.DEFINE_string("out", None, "Output explainer directory (written atomically).")
     flags.DEFINE_bool("overwrite", False, "Replace an existing output directory.")
     flags.mark_flags_as_required(["checkpoint", "classifier", "out"])
-    app.run(main)
+    runtime.run(main)

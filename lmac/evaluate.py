@@ -33,7 +33,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-import os
 import sys
 
 import jax
@@ -41,7 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from clap_jax import frontend
+from clap_jax import cli_errors, frontend
 from lmac import baselines, masking, metrics, sanity
 from lmac import protocols as protocols_lib
 from lmac.report_figures import markdown, write_outputs
@@ -336,32 +335,24 @@ def _define_flags():
     flags.DEFINE_integer("ig_steps", Options.ig_steps, "Integrated gradients steps.")
     flags.DEFINE_integer("smoothgrad_samples", Options.smoothgrad_samples, "SmoothGrad noisy copies.")
     flags.DEFINE_float("smoothgrad_noise", Options.smoothgrad_noise, "SmoothGrad noise std / magnitude range.")
-    flags.DEFINE_string("compilation_cache", os.path.expanduser("~/.cache/clap-jax/xla"),
-                        "Persistent XLA compilation cache ('' disables).")
     flags.DEFINE_string("out", "eval", "Output folder.")
+    flags.DEFINE_bool("strict", False, "Stop at the first bad audio file instead of skipping it.")
     flags.DEFINE_bool("zero_shot", False, "Evaluate an LMAC-ZS explainer (lmac.evaluate_zs): CLAP's zero-shot "
                       "decisions, present / absent prompts, ground-truth localisation; 3 dB SNR OOD protocols.")
     flags.DEFINE_string("prompts", "this is the sound of {label}", "--zero_shot: the class prompt template.")
     flags.DEFINE_string("model", None, "--zero_shot: the CLAP directory, if not the one the explainer names.")
 
 
+@cli_errors.guard("lmac.evaluate")
 def main(argv):
+    """Exit status (``clap_jax.cli_errors``): 0 every clip evaluated, 3 some files skipped (listed
+    in run.json), 1 a user error or nothing readable, one line on stderr."""
     from absl import flags
-    del argv
+    if len(argv) > 1:
+        raise ValueError(f"unexpected arguments {argv[1:]}")
     f = flags.FLAGS
-    try:
-        methods = [] if f.zero_shot else resolve(f.methods, METHODS, "method")
-        protocols = resolve(f.protocols, protocols_lib.PROTOCOLS, "protocol")
-    except ValueError as err:
-        sys.exit(f"lmac.evaluate: {err}")
-    if not f["verbosity"].present:                       # orbax/jax INFO lines drown the progress bar
-        import logging
-        from absl import logging as absl_logging
-        absl_logging.set_verbosity(absl_logging.WARNING)
-        for name in ("orbax", "jax", "absl"):
-            logging.getLogger(name).setLevel(logging.WARNING)
-    if f.compilation_cache:
-        jax.config.update("jax_compilation_cache_dir", f.compilation_cache)
+    methods = [] if f.zero_shot else resolve(f.methods, METHODS, "method")
+    protocols = resolve(f.protocols, protocols_lib.PROTOCOLS, "protocol")
     import lmac
     if f.zero_shot:
         from lmac import evaluate_zs
@@ -373,10 +364,11 @@ def main(argv):
                         if f["methods"].present else evaluate_zs.METHODS, batch_size=f.batch_size, ig_steps=f.ig_steps,
                         smoothgrad_samples=f.smoothgrad_samples, smoothgrad_noise=f.smoothgrad_noise)
         print(f"wrote {f.out}/results.json, {f.out}/results.md")
-        return
+        return cli_errors.OK
     explainer = lmac.load(f.explainer)
     folds = tuple(int(x) for x in f.folds) or None
-    data = protocols_lib.load_eval_set(explainer.classifier, f.dataset, f.clips, f.seed, f.root, folds)
+    skips = cli_errors.Skips("lmac.evaluate", f.strict)
+    data = protocols_lib.load_eval_set(explainer.classifier, f.dataset, f.clips, f.seed, f.root, folds, skips)
     sg = explainer.classifier.spec.audio.spectrogram
     speech = None
     if "speech" in protocols and f.speech_dir:
@@ -389,13 +381,16 @@ def main(argv):
                      if f.sanity_clips > 0 else None)
     run = {"explainer": f.explainer, "dataset": f.dataset, "root": f.root, "clips": len(data.waves), "seed": f.seed,
            "methods": methods, "protocols": protocols, "speech": f.speech_dir or "soundscapes corpus speech",
-           "options": dataclasses.asdict(options), "keys": data.keys}
+           "options": dataclasses.asdict(options), "keys": data.keys, "skipped": data.skipped}
     paths = write_outputs(f.out, result, sanity_result, run)
     print(markdown(result["results"], sanity_result))
     print("wrote " + ", ".join(paths))
+    if skips:
+        print(skips.summary(len(data.keys), "clips") + f" (listed in {f.out}/run.json)", file=sys.stderr)
+    return skips.exit_code(len(data.keys))
 
 
 if __name__ == "__main__":
-    from absl import app
+    from clap_jax import runtime
     _define_flags()
-    app.run(main)
+    runtime.run(main)

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import os
 import sys
 from typing import Callable, Iterator
@@ -46,7 +45,6 @@ from lmac import explainer as explainer_lib
 DEFAULT_EXPLAINERS = ("soundscapes-lmac", "soundscapes-small-lmac-zs")
 EXAMPLES = examples.EXAMPLES_DIR
 # Python loggers of dependencies that log INFO lines while loading checkpoints.
-QUIET_LOGGERS = ("absl", "orbax", "jax", "flax", "etils", "tensorstore", "matplotlib", "PIL")
 
 
 @dataclasses.dataclass
@@ -75,17 +73,6 @@ class ClipResult:
                 f"masked-out {self.probability_out:.2f}")
 
 
-def quiet_logs(verbose: bool = False) -> None:
-    """WARNING and above only from absl and the Python loggers of dependencies (orbax, jax, ...);
-    with ``verbose`` INFO as well."""
-    from absl import logging as absl_logging
-    level = logging.INFO if verbose else logging.WARNING
-    if not verbose:
-        absl_logging.set_verbosity(absl_logging.WARNING)
-    for name in QUIET_LOGGERS:
-        logging.getLogger(name).setLevel(level)
-
-
 def unique_stems(paths: list[str]) -> list[str]:
     """File names without extension; a repeated name gets ``-2``, ``-3``, ... so no output is overwritten."""
     seen: dict[str, int] = {}
@@ -110,7 +97,7 @@ def _batches(paths: list[str], stems: list[str], batch_size: int, warn: Callable
             reason = str(err) if path in str(err) else f"{path}: {err}"
             if strict:
                 raise cli_errors.InputError(f"{reason} (stopped by --strict)") from err
-            warn(f"warning: skipped {reason}")
+            warn(f"lmac.explain: skipped {reason}")
             skipped.append(Skipped(path, reason))
             continue
         batch.append((path, stem, wave, rate))
@@ -235,7 +222,6 @@ def main(argv) -> int:
     if len(argv) > 1:
         print(f"unexpected arguments: {' '.join(argv[1:])}", file=sys.stderr)
         return 2
-    quiet_logs(verbose=FLAGS["verbosity"].present)
     loaded, error = load_explainers(FLAGS.explainer, FLAGS.model)
     if error:
         print(error, file=sys.stderr)
@@ -316,6 +302,6 @@ def _define_flags() -> None:
 
 
 if __name__ == "__main__":
-    from absl import app
+    from clap_jax import runtime
     _define_flags()
-    app.run(cli_errors.guard("lmac.explain")(main))
+    runtime.run(cli_errors.guard("lmac.explain")(main))

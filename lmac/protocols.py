@@ -31,7 +31,7 @@ from typing import Callable
 
 import numpy as np
 
-from clap_jax import audio
+from clap_jax import audio, cli_errors
 from clap_jax.data import readers, soundscapes
 from clap_jax.linalg import l2_normalize
 
@@ -45,6 +45,7 @@ class EvalSet:
     waves: np.ndarray
     truth: list[Truth] | None
     keys: list[str]
+    skipped: list[dict] = dataclasses.field(default_factory=list)   # {"id", "reason"} of bad records
 
 
 # ------------------------------------------------------------------ ground truth
@@ -92,23 +93,39 @@ def soundscapes_set(classifier, n: int, seed: int, *, min_events: int = 2, max_e
     return EvalSet(waves, truth, keys)
 
 
-def reader_set(classifier, records, n: int, seed: int) -> EvalSet:
+def reader_set(classifier, records, n: int, seed: int, skip=None) -> EvalSet:
     """``n`` records drawn without replacement by ``seed`` (all if n <= 0 or more than there are),
-    in the reader's order, prepared as the classifier prepares input; no ground truth."""
+    in the reader's order, prepared as the classifier prepares input; no ground truth. A record
+    that does not decode or is refused (``clap_jax.audio.AudioError``) goes to ``skip(name,
+    error)`` and is left out (``skip=None``: raised)."""
     order = np.sort(np.random.default_rng([seed, 0]).permutation(len(records))[:n if n > 0 else None])
     if not len(order):
         raise ValueError("the dataset has no clips")
-    clips = [readers.load_audio(records[int(i)]) for i in order]
+    clips, keys, skipped = [], [], []
+    for i in order:
+        record = records[int(i)]
+        try:
+            clips.append(readers.load_audio(record))
+            keys.append(record.key)
+        except (audio.AudioError, OSError) as err:
+            if skip is None:
+                raise
+            name = record.path or record.key
+            skip(name, err)
+            skipped.append({"id": record.key, "path": record.path, "reason": cli_errors.reason(name, err)})
+    if not clips:
+        raise ValueError(f"none of the {len(order)} clips could be read (each named above)")
     waves = classifier.prepare_audio([x for x, _ in clips], [r for _, r in clips]).astype(np.float32)
-    return EvalSet(waves, None, [records[int(i)].key for i in order])
+    return EvalSet(waves, None, keys, skipped)
 
 
 DATASETS = ("soundscapes", "esc50", "urbansound8k", "folder")
 
 
 def load_eval_set(classifier, dataset: str, n: int, seed: int, root: str | None = None,
-                  folds: tuple[int, ...] | None = None) -> EvalSet:
-    """The evaluation clips of ``dataset`` (one of :data:`DATASETS`; ``root`` for all but soundscapes)."""
+                  folds: tuple[int, ...] | None = None, skip=None) -> EvalSet:
+    """The evaluation clips of ``dataset`` (one of :data:`DATASETS`; ``root`` for all but
+    soundscapes); bad files go to ``skip`` (:func:`reader_set`)."""
     if dataset == "soundscapes":
         return soundscapes_set(classifier, n, seed)
     if dataset not in DATASETS:
@@ -117,7 +134,7 @@ def load_eval_set(classifier, dataset: str, n: int, seed: int, root: str | None 
         raise ValueError(f"--dataset={dataset} needs --root")
     records = {"esc50": lambda: readers.Esc50(root, folds), "urbansound8k": lambda: readers.UrbanSound8K(root, folds),
                "folder": lambda: readers.AudioFolder(root)}[dataset]()
-    return reader_set(classifier, records, n, seed)
+    return reader_set(classifier, records, n, seed, skip)
 
 
 # ------------------------------------------------------------------ contamination

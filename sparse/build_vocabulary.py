@@ -498,7 +498,8 @@ def app_error(message: str):
 
 
 if __name__ == "__main__":
-    from absl import app, flags
+    from absl import flags
+    from clap_jax import runtime
     _define_flags()
     flags.mark_flags_as_required(["recipe", "out"])
-    app.run(main)
+    runtime.run(main)

@@ -25,6 +25,7 @@ CLI::
         [--remove=rain] [--scale="beep=0.5"] [--save_weights=weights.npz] [--strict]
     python -m sparse.decompose --embeddings=emb.npz ...     # precomputed (n, d): .npy, or .npz
                                                             # with 'embeddings' [+ 'keys']
+    python -m sparse.decompose --embeddings=emb/ ...        # a clap_jax.extract folder, shard by shard
 
 Writes one JSON object per clip (JSONL; default: standard output) or one CSV row per clip:
 key, number of concepts, l1, cosine with the original, ``converged`` (the solver's KKT check),
@@ -236,6 +237,22 @@ def _check_args(*, lam, l0, top_k, batch_size, method, out, save_weights, audio_
             raise ValueError(f"--audio_mean={audio_mean!r}: expected reference, inputs, none, a .npy file or a folder")
 
 
+def _embedding_batches(z_in, keys, skips):
+    """Yields ``(keys, embeddings, None)`` of the good rows, a shard (or the whole array) at a time;
+    NaN/inf, zero or huge rows are named through ``skips``."""
+    parts = z_in.chunks() if hasattr(z_in, "chunks") else [z_in]
+    offset = 0
+    for part in parts:
+        part = np.asarray(part)
+        problems = checks.row_problems(part)
+        for i in np.flatnonzero(problems):
+            skips(keys[offset + i], problems[i])
+        good = np.flatnonzero(~problems.astype(bool))
+        if good.size:
+            yield [keys[offset + i] for i in good], part[good], None
+        offset += len(part)
+
+
 def run(model, *, audio=(), embeddings=None, vocabulary="soundscapes", vocabulary_size=None, lam=0.05, l0=None,
         top_k=5, out=None, audio_mean="reference", center=True, remove=(), scale=(), save_weights=None,
         method="working_set", batch_size=32, cache_dir=None, progress=True, strict=False, skips=None) -> list[dict]:
@@ -274,11 +291,7 @@ def run(model, *, audio=(), embeddings=None, vocabulary="soundscapes", vocabular
         if z_in.shape[1] != concepts.dim:                        # dimension errors before any mean
             raise ValueError(f"{embeddings}: embeddings have dimension {z_in.shape[1]} but the concept "
                              f"dictionary has dimension {concepts.dim}")
-        problems = checks.row_problems(z_in)                    # NaN/inf, zero or huge rows are skipped
-        for i in np.flatnonzero(problems):
-            skips(keys_in[i], problems[i])
-        good = np.flatnonzero(~problems.astype(bool))
-        batches = [([keys_in[i] for i in good], z_in[good], None)] if good.size else []
+        batches = _embedding_batches(z_in, keys_in, skips)
     else:
         batches = ((([paths[i] for i in idx]), z, silent)
                    for idx, z, silent in embed.iter_files(model, paths, batch_size, skips, progress))
@@ -337,8 +350,8 @@ def _define_flags():
     from absl import flags
     flags.DEFINE_multi_string("audio", [], "Audio files and/or folders: comma-separated or the flag repeated (a "
                               "value naming an existing file or folder is taken whole, commas and all).")
-    flags.DEFINE_string("embeddings", None, "Precomputed audio embeddings: .npy (n, d) or .npz "
-                        "('embeddings', optional 'keys').")
+    flags.DEFINE_string("embeddings", None, "Precomputed audio embeddings: .npy (n, d), .npz "
+                        "('embeddings', optional 'keys') or a clap_jax.extract folder (read shard by shard).")
     flags.DEFINE_string("model", "soundscapes-small", "Converted model directory or bundled name (its text "
                         "encoder embeds the vocabulary; its audio encoder the --audio files).")
     flags.DEFINE_string("vocabulary", "soundscapes", "Shipped vocabulary name or vocabulary file.")
@@ -380,6 +393,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    from absl import app
+    from clap_jax import runtime
     _define_flags()
-    app.run(main)
+    runtime.run(main)

@@ -24,33 +24,18 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-import weakref
 
-import jax
 import numpy as np
 
 from clap_jax.linalg import l2_normalize
 from sparse.vocabulary import Vocabulary, as_vocabulary
 
 CACHE_FORMAT = "clap-jax-concepts/1"
-_FINGERPRINTS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 def default_cache_dir() -> str:
-    root = os.environ.get("CLAP_JAX_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "clap_jax"))
-    return os.path.join(root, "concepts")
-
-
-def model_fingerprint(model) -> str:
-    """sha256 of a ``clap_jax.Clap``'s spec and parameters (computed once per model object)."""
-    if model in _FINGERPRINTS:
-        return _FINGERPRINTS[model]
-    h = hashlib.sha256(model.spec.to_json().encode())
-    for path, leaf in jax.tree_util.tree_leaves_with_path(model.state):
-        h.update(jax.tree_util.keystr(path).encode())
-        h.update(np.ascontiguousarray(np.asarray(leaf)).tobytes())
-    _FINGERPRINTS[model] = h.hexdigest()
-    return _FINGERPRINTS[model]
+    from clap_jax.runtime import cache_root
+    return os.path.join(cache_root(), "concepts")
 
 
 def cache_path(cache_dir, kind: str, *parts: str) -> str | None:
@@ -76,7 +61,7 @@ def encode_texts(model, texts, batch_size: int = 256, cache_dir: str | None = No
     texts = list(texts)
     if not texts:
         raise ValueError("encode_texts: no texts")
-    path = cache_path(cache_dir, "texts", model_fingerprint(model), *texts)
+    path = cache_path(cache_dir, "texts", model.fingerprint, *texts)
     if path and os.path.exists(path):
         with np.load(path) as f:
             return f["embeddings"]
@@ -84,12 +69,7 @@ def encode_texts(model, texts, batch_size: int = 256, cache_dir: str | None = No
     if progress:
         import tqdm
         batches = tqdm.tqdm(batches, desc="text embeddings", unit="batch")
-    out = []
-    for i in batches:
-        chunk = texts[i:i + batch_size]
-        pad = batch_size - len(chunk) if len(texts) > batch_size else 0   # one shape per length bucket
-        out.append(np.asarray(model.embed_text(chunk + chunk[-1:] * pad), np.float32)[:len(chunk)])
-    emb = np.concatenate(out)
+    emb = np.concatenate([model.embed_text(texts[i:i + batch_size], batch_size=batch_size) for i in batches])
     if path:
         save_npz(path, embeddings=emb)
     return emb

@@ -1,8 +1,7 @@
 """Audio embeddings for decomposition: batched extraction and the SpLiCE audio mean.
 
 * :func:`embed_records` / :func:`embed_files`: (n, d) audio embeddings, ``batch_size`` clips per
-  call (the last batch is padded with copies of its last clip, so the encoder compiles once),
-  clips decoded one batch ahead in a background thread.
+  call, clips decoded one batch ahead in a background thread.
 * :func:`iter_batches` / :func:`iter_files`: the same, batch by batch, with bad inputs skipped
   (named through a ``skip`` callback) instead of stopping everything.
 * :func:`reference_audio_mean`: the audio mean of a reference set of clips, cached per model:
@@ -20,27 +19,27 @@ from typing import Sequence
 
 import numpy as np
 
-from clap_jax import audio
+from clap_jax import audio, shards
 from clap_jax.data import readers
 from sparse import dictionary
 
 REFERENCE_SEED, REFERENCE_CLIPS = 20000, 256
 
 
-def _embed(model, clips, names, skip):
+def _embed(model, clips, names, skip, batch_size):
     """Embeddings (m, d) of checked clips, None rows where ``skip`` took a clip. The API's
     near-silent warnings (which name clips by batch position) are replaced by the callers'."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", audio.NearSilentWarning)
         try:
-            return list(np.asarray(model.embed_audio([x for x, _ in clips], [r for _, r in clips]), np.float32))
+            return list(model.embed_audio([x for x, _ in clips], [r for _, r in clips], batch_size=batch_size))
         except audio.AudioError:
             if skip is None:
                 raise
     out = []                                   # isolate the clip that failed, embed the others
     for clip, name in zip(clips, names):       # names: the real clips only (not the padding)
         try:
-            out.append(_embed(model, [clip], [name], None)[0])
+            out.append(_embed(model, [clip], [name], None, batch_size)[0])
         except audio.AudioError as err:
             skip(name, err)
             out.append(None)
@@ -54,8 +53,8 @@ def iter_batches(model, load, names: Sequence[str], batch_size: int = 32, skip=N
 
     An item that fails to load or embed calls ``skip(names[i], error)`` and is left out
     (``skip=None``: the error is raised). A near-silent clip (``audio.silence_reason``) warns,
-    naming it. Batches are padded to ``batch_size`` with copies of their last clip when there is
-    more than one, so the encoder compiles once.
+    naming it. The model pads each batch to its bucket (``clap_jax.batching``), so the encoder
+    compiles once per bucket.
     """
     n = len(names)
     if n == 0:
@@ -95,8 +94,7 @@ def iter_batches(model, load, names: Sequence[str], batch_size: int = 32, skip=N
             if not clips:
                 continue
             m = len(clips)
-            padded = clips + clips[-1:] * (batch_size - m) if n > batch_size else clips
-            emb = _embed(model, padded, [names[i] for i in idx], skip)[:m]
+            emb = _embed(model, clips, [names[i] for i in idx], skip, batch_size)
             keep = [j for j in range(m) if emb[j] is not None]
             silent = np.array([audio.warn_if_near_silent(clips[j][0], names[idx[j]]) for j in keep], bool)
             if keep:
@@ -131,8 +129,8 @@ def iter_files(model, paths: Sequence[str], batch_size: int = 32, skip=None, pro
 def reference_audio_mean(model, cache_dir: str | None = None, progress: bool = False,
                          clips: int = REFERENCE_CLIPS, seed: int = REFERENCE_SEED) -> np.ndarray:
     """SpLiCE audio mean (d,) of synthetic soundscapes clips, cached per model (module docstring)."""
-    from sparse.datasets import soundscapes_records
-    path = dictionary.cache_path(cache_dir, "audio-mean", dictionary.model_fingerprint(model),
+    from clap_jax.data.datasets import soundscapes_records
+    path = dictionary.cache_path(cache_dir, "audio-mean", model.fingerprint,
                                   f"soundscapes seed={seed} clips={clips}")
     if path and os.path.exists(path):
         with np.load(path) as f:
@@ -152,7 +150,7 @@ def resolve_audio_mean(spec: str, model, inputs: np.ndarray | None = None, cache
     """The ``--audio_mean`` flag: ``reference`` (:func:`reference_audio_mean`), ``inputs`` (the
     mean of ``inputs``, the embeddings being decomposed), ``none`` (None: no audio centring
     possible, use with center=False), a ``.npy`` file of shape (d,), or a folder of audio
-    (its mean, cached)."""
+    (its mean, cached), or an extraction folder of ``clap_jax.extract`` (the mean of its shards)."""
     if spec == "none":
         return None
     if spec == "reference":
@@ -165,10 +163,12 @@ def resolve_audio_mean(spec: str, model, inputs: np.ndarray | None = None, cache
         if not os.path.exists(spec):
             raise FileNotFoundError(f"{spec}: no such audio-mean file")
         return np.load(spec).astype(np.float32).reshape(-1)
+    if shards.is_extraction(spec):
+        return shards.read(spec)[1].mean()
     if os.path.isdir(spec):
         paths = [r.path for r in readers.AudioFolder(spec)]
         key = "\n".join(f"{p}:{os.path.getsize(p)}:{os.path.getmtime(p)}" for p in paths)
-        path = dictionary.cache_path(cache_dir, "audio-mean", dictionary.model_fingerprint(model), key)
+        path = dictionary.cache_path(cache_dir, "audio-mean", model.fingerprint, key)
         if path and os.path.exists(path):
             with np.load(path) as f:
                 return f["mean"]

@@ -4,6 +4,8 @@ r"""The paper's evaluation of concept-based vs dense CLAP embeddings (arXiv 2504
     python -m sparse.evaluate --dataset=soundscapes --clips=300 --out=runs/concepts/soundscapes
     # text<->audio retrieval on multi-event soundscapes clips (their captions)
     python -m sparse.evaluate --dataset=soundscapes --single_event=false --out=runs/concepts/retrieval
+    # embeddings extracted ahead (python -m clap_jax.extract --text ...): labels and captions from its index
+    python -m sparse.evaluate --embeddings=emb/ --out=runs/concepts/extracted
     # a real dataset with a converted model and another vocabulary
     python -m sparse.evaluate --model=converted/msclap-2023 --vocabulary=audioset --dataset=esc50 \
         --root=ESC-50-master --out=runs/concepts/esc50
@@ -43,7 +45,8 @@ import textwrap
 import numpy as np
 
 from clap_jax.linalg import l2_normalize
-from sparse import datasets, dictionary as dictionary_lib
+from clap_jax.data import datasets
+from sparse import dictionary as dictionary_lib
 from sparse.decompose import decompose
 from sparse.dictionary import ConceptDictionary
 from sparse.sparsity import lambda_for_l0
@@ -178,7 +181,7 @@ def dataset_embeddings(model, data: datasets.Dataset, cache_dir=None, batch_size
     """(n, d) audio embeddings of a dataset, cached by model, dataset name and clip keys."""
     from sparse import embed
     keys = "\n".join(r.key for r in data.records)
-    path = dictionary_lib.cache_path(cache_dir, "audio", dictionary_lib.model_fingerprint(model), data.name, keys)
+    path = dictionary_lib.cache_path(cache_dir, "audio", model.fingerprint, data.name, keys)
     if path and os.path.exists(path):
         with np.load(path) as f:
             return f["embeddings"]
@@ -188,13 +191,31 @@ def dataset_embeddings(model, data: datasets.Dataset, cache_dir=None, batch_size
     return z
 
 
+def extracted_dataset(directory: str, model) -> tuple[datasets.Dataset, np.ndarray]:
+    """A ``clap_jax.extract`` folder -> its dataset (records with labels and captions from the
+    index) and audio embeddings (n, d); refused if another model extracted it."""
+    from clap_jax import shards
+    from clap_jax.data import readers
+    ids, emb, rows = shards.read(directory)
+    job = shards.read_json(os.path.join(directory, "job.json"))
+    if job["model_fingerprint"] != model.fingerprint:
+        raise ValueError(f"--embeddings={directory}: extracted with model {job['model']!r}, not the model given")
+    classes = job.get("classes", [])
+    index = {c: i for i, c in enumerate(classes)}
+    records = [readers.Record(key=r["id"], path=r["path"], label=index.get(r["label"]), labels=tuple(r["labels"]),
+                              captions=tuple(r["captions"])) for r in rows]
+    return datasets.Dataset(records, classes, f"{job['dataset']} (extracted to {directory})"), np.asarray(emb)
+
+
 def evaluate_dataset(model, data: datasets.Dataset, vocabulary, *, prompt: str = PROMPT, audio_mean: str = "dataset",
                      center: bool = True, cache_dir=None, batch_size: int = 32, progress: bool = True,
-                     model_name: str | None = None, **kwargs) -> dict:
-    """Embeds the dataset and its prompts / captions with ``model`` and runs
-    :func:`evaluate_embeddings` (kwargs) with the vocabulary's concept dictionary."""
+                     model_name: str | None = None, audio: np.ndarray | None = None, **kwargs) -> dict:
+    """Embeds the dataset (unless its ``audio`` embeddings (n, d) are given) and its prompts /
+    captions with ``model`` and runs :func:`evaluate_embeddings` (kwargs) with the vocabulary's
+    concept dictionary."""
     from sparse import embed
-    audio = dataset_embeddings(model, data, cache_dir, batch_size, progress)
+    if audio is None:
+        audio = dataset_embeddings(model, data, cache_dir, batch_size, progress)
     labels = data.labels()
     prompts = None
     if labels is not None:
@@ -355,20 +376,9 @@ def _define_flags():
     flags.DEFINE_string("model", "soundscapes-small", "Converted model directory or bundled name.")
     flags.DEFINE_string("vocabulary", "soundscapes", "Shipped vocabulary name or vocabulary file.")
     flags.DEFINE_integer("vocabulary_size", None, "Keep the first N concepts.")
-    flags.DEFINE_enum("dataset", "soundscapes", list(datasets.KINDS), "Dataset kind (sparse.datasets).")
-    flags.DEFINE_string("root", None, "esc50 / urbansound8k / folder: the dataset folder.")
-    flags.DEFINE_list("folds", [], "esc50 / urbansound8k: folds to use (default all).")
-    flags.DEFINE_string("csv", None, "captions: Clotho or AudioCaps CSV.")
-    flags.DEFINE_string("audio_dir", None, "captions: audio folder.")
-    flags.DEFINE_string("tfds_name", None, "tfds: dataset name.")
-    flags.DEFINE_string("split", None, "tfds: split.")
-    flags.DEFINE_string("data_dir", None, "tfds: data_dir.")
-    flags.DEFINE_list("classes", [], "tfds: class names by label index.")
-    flags.DEFINE_integer("seed", 10000, "soundscapes: seed (10000: the bundled model's held-out seed).")
-    flags.DEFINE_integer("clips", 300, "soundscapes: number of clips.")
-    flags.DEFINE_boolean("single_event", True, "soundscapes: single-event labelled clips (classification) or "
-                         "multi-event captioned clips (retrieval).")
-    flags.DEFINE_float("duration", 5.0, "soundscapes: clip length in seconds.")
+    datasets.define_flags()
+    flags.DEFINE_string("embeddings", None, "A clap_jax.extract folder of the dataset (its index gives the labels "
+                        "and captions) instead of --dataset and its flags.")
     flags.DEFINE_string("prompt", PROMPT, "Zero-shot prompt; {} is the class label.")
     flags.DEFINE_float("lam", PAPER_LAMBDA, "λ of the main table (the paper's 0.05).")
     flags.DEFINE_list("lams", [str(x) for x in DEFAULT_LAMS], "λ values of the sweep.")
@@ -393,15 +403,16 @@ def main(argv):
     F = flags.FLAGS
     model = clap_jax.load(F.model)
     rate = model.spec.audio.spectrogram.sample_rate
-    data = datasets.open_dataset(F.dataset, root=F.root, folds=[int(x) for x in F.folds], csv=F.csv,
-                                 audio_dir=F.audio_dir, name=F.tfds_name, split=F.split, data_dir=F.data_dir,
-                                 classes=F.classes, seed=F.seed, clips=F.clips, sample_rate=rate,
-                                 duration=F.duration, single_event=F.single_event)
+    audio = None
+    if F.embeddings:
+        data, audio = extracted_dataset(F.embeddings, model)
+    else:
+        data = datasets.from_flags(rate)
     vocab = load_vocabulary(F.vocabulary, F.vocabulary_size)
     result = evaluate_dataset(model, data, vocab, prompt=F.prompt, audio_mean=F.audio_mean, center=F.center,
                               cache_dir=F.cache_dir, batch_size=F.batch_size, model_name=F.model, lam=F.lam,
                               lams=[float(x) for x in F.lams], l0_fraction=F.l0_fraction or None,
-                              top_k=F.top_k, method=F.method)
+                              top_k=F.top_k, method=F.method, audio=audio)
     title = f"Concept decomposition: {F.model} on {data.name}, vocabulary {vocab.name}"
     if F.out:
         write_outputs(result, F.out, title)
@@ -409,6 +420,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    from absl import app
+    from clap_jax import runtime
     _define_flags()
-    app.run(main)
+    runtime.run(main)

@@ -23,11 +23,12 @@ import functools
 import sys
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 from clap_jax.data import soundscapes
 from clap_jax.linalg import l2_normalize
-from sparse import datasets, dictionary, embed
+from clap_jax.data import datasets
+from sparse import dictionary, embed
 from sparse.decompose import decompose
 from sparse.evaluate import PROMPT
 
@@ -147,5 +148,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    from clap_jax import runtime
     _define_flags()
-    app.run(main)
+    runtime.run(main)

@@ -75,8 +75,14 @@ def write_rows(records: list[dict], path: str | None, k: int) -> None:
         writer.close()
 
 
-def read_embeddings(path: str) -> tuple[np.ndarray, list[str]]:
-    """(n, d) embeddings and keys from ``.npy`` or ``.npz`` ('embeddings' [+ 'keys'])."""
+def read_embeddings(path: str):
+    """(n, d) embeddings and keys from ``.npy`` or ``.npz`` ('embeddings' [+ 'keys']), or from an
+    extraction folder of ``clap_jax.extract`` (a memory-mapped ``clap_jax.shards.ShardedArray``
+    and the clip ids)."""
+    from clap_jax import shards
+    if shards.is_extraction(path):
+        ids, emb, _ = shards.read(path)
+        return emb, ids
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no such embeddings file")
     if path.endswith(".npz"):

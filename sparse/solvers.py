@@ -62,6 +62,14 @@ Large inputs are streamed in chunks of ``chunk_size`` rows; inside a chunk the r
 are sharded over all ``jax.devices()`` (mesh axis "data", embeddings ``P("data")``,
 dictionary replicated ``P()``). Everything runs in float32 unless float64 inputs
 are given with x64 enabled.
+
+Compile once: every solve goes through one module-level jitted function (``_solve``),
+keyed on a static config and the input shapes only. Rows are padded with zero rows to
+a row bucket and working sets take bucketed sizes (``sparse.buckets``: powers of two);
+the padding is cut off on the host, so it never reaches a result, an objective or a
+``converged`` flag. Zero rows are solved by w = 0: the working-set method drops them
+before its first check, the full-dictionary methods carry them (stopped) through each
+iteration.
 """
 
 from __future__ import annotations
@@ -79,7 +87,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from clap_jax.linalg import l2_normalize
-from sparse import checks
+from sparse import buckets, checks
 
 METHODS = ("working_set", "fista", "ista", "admm")
 _TINY = 1e-30
@@ -123,7 +131,7 @@ class _Config:
     cap: int = 0  # working set: slots per example
     rounds: int = 0  # working set: most rounds
     block: int = 1  # working set: examples per restricted-solve block (cache sized)
-    check_block: int = 1  # working set: examples per KKT-check block (a multiple of block)
+    check_block: int = 1  # working set: examples per KKT-check block (set from the rows)
     has_init: bool = False
 
 
@@ -384,6 +392,9 @@ def _solve_working_set(C, Z, lam, init, aux, cfg):
             nslot=jnp.zeros((n,), jnp.int32), u=jnp.zeros((n, d), dtype),
             kkt=jnp.full((n,), jnp.inf, dtype), scale=jnp.ones((n,), dtype),
             iters=jnp.zeros((n,), jnp.int32))
+    # Zero rows (the bucket's padding) are solved by w = 0: converged before the first check.
+    zero = jnp.all(Z == 0, axis=1) & (jnp.all(init == 0, axis=1) if cfg.has_init else True)
+    s = s._replace(kkt=jnp.where(zero, 0, s.kkt))
     if cfg.has_init:  # the support of init fills the first slots
         vals, top = lax.top_k(init, K)
         ok = vals > 0
@@ -394,7 +405,8 @@ def _solve_working_set(C, Z, lam, init, aux, cfg):
             sc = jnp.maximum(2 * jnp.max(jnp.abs(Z[rows] @ C.T), axis=1), _TINY)
             return s._replace(scale=s.scale.at[rows].set(sc))
 
-        s = _over_rows(s, jnp.arange(n, dtype=jnp.int32), n, nbc, scale_of)
+        s = _over_rows(s, jnp.argsort(zero, stable=True).astype(jnp.int32), jnp.sum(~zero), nbc,
+                       scale_of)
 
     def check(rows, s, first):
         """Full-dictionary KKT check of `rows`; appends their worst violators as slots."""
@@ -504,7 +516,8 @@ def _solve_chunk(C, Z, lam, init, aux, tol, max_iter, *, cfg):
     cfg = dataclasses.replace(cfg, tol=tol, max_iter=max_iter)
     n = Z.shape[0]
     init = init if cfg.has_init else None
-    if cfg.method == "working_set":
+    if cfg.method == "working_set":  # KKT checks in blocks of a multiple of cfg.block rows
+        cfg = dataclasses.replace(cfg, check_block=cfg.block * max(1, min(128, n) // cfg.block))
         pad = -n % cfg.check_block
         if pad:  # zero rows are solved by w = 0 at once
             Z = jnp.pad(Z, ((0, pad), (0, 0)))
@@ -519,15 +532,24 @@ def _solve_chunk(C, Z, lam, init, aux, tol, max_iter, *, cfg):
 
 
 @functools.lru_cache(maxsize=None)
-def _compiled(cfg, n_devices):
-    """jit(shard_map(solver)) over a 1-D "data" mesh of the first n_devices devices."""
+def _mesh(n_devices):
+    """The 1-D "data" mesh of the first n_devices devices: replicated and row shardings."""
     mesh = Mesh(np.asarray(jax.devices()[:n_devices]), ("data",))
-    rep, dat = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
-    fn = jax.shard_map(functools.partial(_solve_chunk, cfg=cfg), mesh=mesh,
+    return mesh, NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
+
+
+@functools.partial(jax.jit, static_argnames=("cfg", "n_devices"))
+def _solve(C, Z, lam, init, aux, tol, max_iter, *, cfg, n_devices):
+    """Every solve runs through this one jitted function: one program per (cfg, n_devices)
+    and input shapes, shared by all callers. Rows are sharded over the mesh ("data"), the
+    dictionary and aux replicated. C: (c, d); Z: (n, d); lam: (n,); init: (n, c) or a
+    (n, 1) placeholder; tol, max_iter: scalars. Returns a dict of (n, ...) arrays."""
+    if n_devices == 1:  # the same program without the mesh: quicker to trace and lower
+        return _solve_chunk(C, Z, lam, init, aux, tol, max_iter, cfg=cfg)
+    fn = jax.shard_map(functools.partial(_solve_chunk, cfg=cfg), mesh=_mesh(n_devices)[0],
                        in_specs=(P(), P("data"), P("data"), P("data"), P(), P(), P()),
                        out_specs=P("data"), check_vma=False)
-    jitted = jax.jit(fn, in_shardings=(rep, dat, dat, dat, rep, rep, rep), out_shardings=dat)
-    return jitted, rep, dat
+    return fn(C, Z, lam, init, aux, tol, max_iter)
 
 
 @functools.partial(jax.jit, static_argnames=("method", "use_gram"))
@@ -551,20 +573,22 @@ def _dictionary_aux(C, rho, method, use_gram):
 _CACHE = {}  # the last dictionary seen: its key and precomputed pieces
 
 
-def _dictionary(C, dtype, method, rho, use_gram):
-    """The dictionary on the device and the method's precomputed pieces (aux), cached for
-    the last dictionary seen (repeated calls, e.g. by lambda_for_l0, reuse C C^T)."""
-    key = (C.shape, str(dtype), hashlib.blake2b(np.ascontiguousarray(C).view(np.uint8),
-                                                digest_size=16).hexdigest())
+def _dictionary(C, dtype, method, rho, use_gram, n_devices):
+    """The dictionary on the devices (replicated) and the method's precomputed pieces (aux),
+    cached for the last dictionary seen (repeated calls, e.g. by lambda_for_l0, reuse C C^T)."""
+    key = (C.shape, str(dtype), n_devices,
+           hashlib.blake2b(np.ascontiguousarray(C).view(np.uint8), digest_size=16).hexdigest())
+    replicated = _mesh(n_devices)[1]
     if _CACHE.get("key") != key:
         _CACHE.clear()
         _CACHE["key"] = key
-        _CACHE["C"] = jax.device_put(C.astype(dtype))
+        _CACHE["C"] = jax.device_put(C.astype(dtype), replicated)
     Cj = _CACHE["C"]
     if method == "working_set":
         if "norms2" not in _CACHE:  # summed in float64, rounded once
             C64 = np.asarray(C, np.float64)
-            _CACHE["norms2"] = jax.device_put(np.einsum("cd,cd->c", C64, C64).astype(dtype))
+            _CACHE["norms2"] = jax.device_put(np.einsum("cd,cd->c", C64, C64).astype(dtype),
+                                              replicated)
         aux_key = ("working_set", use_gram)
         if aux_key not in _CACHE:
             _CACHE[aux_key] = (_CACHE["norms2"], _gram(Cj) if use_gram else None)
@@ -640,35 +664,36 @@ def _validate(dictionary, embeddings, l1, method, init, tol, max_iter, chunk_siz
     return C, Z, lam, init
 
 
-def _ws_config(base, select, cap, c, n):
-    """Working-set sizes: `select` first atoms, select / 2 more per round, cap slots."""
-    select = min(select, c)
-    cap = min(max(cap, select), c)
+def _ws_config(base, select, cap, c):
+    """Working-set sizes, bucketed (sparse.buckets.slots): `select` first atoms, select / 2
+    more per round, cap slots. c: dictionary size."""
+    select = buckets.slots(select, c)
+    cap = buckets.slots(max(cap, select), c)
     add = max(select // 2, 1)
     rounds = -(-(cap - select) // add) + 3  # additions, then refinement-only rounds
     block = int(np.clip(2 ** int(np.log2(max(2 ** 18 // cap ** 2, 1))), 4, 64))
-    check_block = block * max(1, min(128, n) // block)
-    return dataclasses.replace(base, select=select, add=add, cap=cap, rounds=rounds,
-                               block=block, check_block=check_block)
+    return dataclasses.replace(base, select=select, add=add, cap=cap, rounds=rounds, block=block)
 
 
-def _run(cfg, C, aux, Z, lam, init, n_devices, tol, max_iter):
-    """Solve rows Z (m, d) in one call. The rows are padded (with zero rows, solved by
-    w = 0 at once) to a power of two below 128 and a multiple of 128 above, so that few
-    distinct shapes are compiled, and to a multiple of the device count."""
+def _run(cfg, C, aux, Z, lam, init, n_devices, tol, max_iter, rows=1):
+    """Solve rows Z (m, d), lam (m,), init (m, c) or None in one call of ``_solve``. The rows
+    are padded with zero rows (solved by w = 0 at once) to the bucket of max(m, rows)
+    (sparse.buckets.rows), and the padding is cut off on the host. Returns a dict of NumPy
+    (m, ...) arrays."""
     m = Z.shape[0]
-    size = 1 << int(np.ceil(np.log2(m))) if m < 128 else -(-m // 128) * 128
-    pad = size - m + (-size % n_devices)
+    pad = buckets.rows(max(m, rows), n_devices) - m
     dtype = C.dtype
     Zp = np.pad(Z, ((0, pad), (0, 0))).astype(dtype)
     lp = np.pad(lam, (0, pad), constant_values=1).astype(dtype)
     # Without a warm start a (m, 1) placeholder is passed and ignored (cfg.has_init).
     ip = (np.zeros((m + pad, 1), dtype) if init is None
           else np.pad(init, ((0, pad), (0, 0))).astype(dtype))
-    fn, rep, dat = _compiled(dataclasses.replace(cfg, has_init=init is not None), n_devices)
-    out = fn(C, jax.device_put(Zp, dat), jax.device_put(lp, dat), jax.device_put(ip, dat), aux,
-             jnp.asarray(tol, dtype), jnp.asarray(max_iter, jnp.int32))
-    return {k: np.array(v[:m]) for k, v in out.items()}
+    _, _, sharded = _mesh(n_devices)
+    out = _solve(C, jax.device_put(Zp, sharded), jax.device_put(lp, sharded),
+                 jax.device_put(ip, sharded),
+                 aux, np.asarray(tol, dtype), np.int32(max_iter),
+                 cfg=dataclasses.replace(cfg, has_init=init is not None), n_devices=n_devices)
+    return {k: np.asarray(v)[:m].copy() for k, v in out.items()}  # writable host copies
 
 
 def nonneg_lasso(dictionary, embeddings, l1, method="working_set", tol=1e-6, max_iter=None,
@@ -683,12 +708,13 @@ def nonneg_lasso(dictionary, embeddings, l1, method="working_set", tol=1e-6, max
       tol: stop when the scaled KKT residual (module docstring) is <= tol.
       max_iter: iteration cap (per round for "working_set"); default 10,000.
       init: optional (n, c) nonnegative warm start.
-      chunk_size: rows per chunk (memory bound); default min(n, 4096).
+      chunk_size: rows per chunk (memory bound; padded to its row bucket, a power of two,
+        sparse.buckets.rows); default min(n, 4096).
       rho: ADMM penalty.
-      working_set: atoms in each example's first working set ("working_set" only; it
-        holds up to twice that). None: 64 at first, then learned from the L0 of the
-        solutions so far (the first 256 rows of a large first chunk are solved apart
-        to learn it early).
+      working_set: atoms in each example's first working set ("working_set" only;
+        rounded up to a power of two; it holds up to twice that). None: 64 at first,
+        then learned from the L0 of the solutions so far (the first 256 rows of a large
+        first chunk are solved apart to learn it early).
       gram: use the (c, c) Gram matrix C C^T (computed once per dictionary and cached);
         None: when it is cheaper (module docstring).
     Returns:
@@ -710,14 +736,15 @@ def nonneg_lasso(dictionary, embeddings, l1, method="working_set", tol=1e-6, max
     max_iter = 10_000 if max_iter is None else int(max_iter)
     if method == "working_set":
         # The full Gram matrix C C^T pays when it costs less than the examples' own
-        # Gram rows (about n cap^2 d flops) and fits in memory.
-        use_gram = (2 * c * c < n * (2 * (working_set or 64)) ** 2
+        # Gram rows (about n cap^2 d flops) and fits in memory. n is taken at its bucket,
+        # so that all row counts of a bucket share one program.
+        use_gram = (2 * c * c < buckets.rows(n) * (2 * (working_set or 64)) ** 2
                     and c * c * 4 <= _MAX_GRAM_BYTES if gram is None else bool(gram))
     else:
         use_gram = c <= 2 * d if gram is None else bool(gram)  # one matmul per gradient
     cfg = _Config(method=method, use_gram=use_gram)
-    Cj, aux = _dictionary(C, dtype, method, float(rho), use_gram)
     n_devices = len(jax.devices())
+    Cj, aux = _dictionary(C, dtype, method, float(rho), use_gram, n_devices)
     run = functools.partial(_run, n_devices=n_devices, tol=float(tol), max_iter=max_iter)
     chunk = min(n, chunk_size or _DEFAULT_CHUNK)
     chunk += -chunk % n_devices
@@ -737,15 +764,15 @@ def nonneg_lasso(dictionary, embeddings, l1, method="working_set", tol=1e-6, max
         if method != "working_set":
             out = run(cfg, Cj, aux, Zc, lc, ic)
         elif working_set is not None:
-            out = _run_working_set(run, cfg, Cj, aux, Zc, lc, ic, n_devices, working_set)
+            out = _run_working_set(run, cfg, Cj, aux, Zc, lc, ic, working_set)
         else:  # learn the working-set size from the solutions' L0
             probe = _PROBE if start == 0 and real >= 4 * _PROBE else 0
             outs = []
             for a, b in ((0, probe), (probe, Zc.shape[0])):
-                if b > a:
+                if b > a:  # the probe takes the rest's row bucket: one program if select stays
                     outs.append(_run_working_set(run, cfg, Cj, aux, Zc[a:b], lc[a:b],
-                                                 None if ic is None else ic[a:b], n_devices,
-                                                 select))
+                                                 None if ic is None else ic[a:b], select,
+                                                 rows=Zc.shape[0] - probe))
                     select = _select_for(np.concatenate([o["l0"] for o in outs])[:real])
             out = {k: np.concatenate([o[k] for o in outs]) for k in outs[0]}
         parts.append({k: v[:real] for k, v in out.items()})
@@ -761,27 +788,24 @@ def _select_for(l0):
     return int(np.clip(1 << int(np.ceil(np.log2(max(0.8 * q, 1)))), 32, 256))
 
 
-def _run_working_set(run, cfg, C, aux, Z, lam, init, n_devices, select):
-    """Working-set solve; unconverged rows are re-solved warm with twice the slots."""
+def _run_working_set(run, cfg, C, aux, Z, lam, init, select, rows=1):
+    """Working-set solve (padded to the row bucket of at least `rows`); unconverged rows are
+    re-solved warm with twice the slots."""
     c = C.shape[0]
     cap = 2 * select
     if init is not None:  # the support of init must fit, with room to grow
-        nnz = int((init > 0).sum(axis=1).max())
-        cap = max(cap, 1 << int(np.ceil(np.log2(nnz + select))))  # few distinct shapes
-    wcfg = _ws_config(cfg, select, cap, c, -(-Z.shape[0] // n_devices))
-    out = run(wcfg, C, aux, Z, lam, init)
+        cap = max(cap, int((init > 0).sum(axis=1).max()) + select)
+    wcfg = _ws_config(cfg, select, cap, c)
+    out = run(wcfg, C, aux, Z, lam, init, rows=rows)
     while True:
         todo = np.flatnonzero(~out["converged"])
         if todo.size == 0 or wcfg.cap >= min(c, _MAX_CAPACITY):
             return out
-        # The number of rows is rounded up to a power of two to bound recompilation.
-        m = 1 << int(np.ceil(np.log2(todo.size)))
-        rows = np.concatenate([todo, np.full(m - todo.size, todo[0])])
-        wcfg = _ws_config(cfg, select, 2 * wcfg.cap, c, -(-m // n_devices))
-        redo = run(wcfg, C, aux, Z[rows], lam[rows], out["weights"][rows])
-        redo["iterations"] = redo["iterations"] + out["iterations"][rows]
+        wcfg = _ws_config(cfg, select, 2 * wcfg.cap, c)
+        redo = run(wcfg, C, aux, Z[todo], lam[todo], out["weights"][todo])  # rows bucketed
+        redo["iterations"] = redo["iterations"] + out["iterations"][todo]
         for k in out:
-            out[k][todo] = redo[k][: todo.size]
+            out[k][todo] = redo[k]
 
 
 def objective(dictionary, embeddings, weights, l1):

@@ -1,5 +1,6 @@
 """Commands over many inputs with a corpus of malformed audio (issue items 1, 4, 6, 9):
-``python -m clap_jax.classify`` and ``python -m sparse.decompose`` skip each bad file with one
+``clap_jax.classify``, ``sparse.decompose``, ``clap_jax.extract``, ``lmac.explain`` and
+``lmac.evaluate`` skip each bad file with one
 line naming it, count it, write every good file's result as it is produced, stop with
 ``--strict``, refuse user mistakes in one line before any work, and never print a traceback."""
 from __future__ import annotations
@@ -162,3 +163,51 @@ def test_a_killed_decomposition_keeps_every_finished_record(tmp_path, corpus):
     for line in finished:
         rec = json.loads(line)
         assert rec["key"].startswith(str(clips)) and rec["top"] and "converged" in rec
+
+
+def test_extract_skips_bad_files_and_lists_them_in_the_manifest(corpus, tmp_path):
+    from clap_jax import extract, shards
+    out = tmp_path / "emb"
+    proc = run("clap_jax.extract", "--dataset=folder", f"--root={corpus / 'clips'}", f"--out={out}",
+               "--shard_size=3", "--batch_size=2")
+    assert proc.returncode == 3, proc.stderr
+    skipped = skipped_lines(proc.stderr, "clap_jax.extract")
+    assert set(skipped) == set(BAD)
+    manifest = shards.read_json(str(out / "manifest.json"))
+    listed = {os.path.basename(s["path"]): s["reason"] for s in manifest["skipped_files"]}
+    assert listed == skipped                                     # the same one-line reasons
+    for name, why in BAD.items():
+        assert why in listed[name], (name, listed[name])
+    ids, emb, rows = extract.read(str(out))
+    assert sorted(ids) == sorted(GOOD + SILENT) and np.isfinite(np.asarray(emb)).all()
+    assert {r["id"] for r in rows if r["near_silent"]} == set(SILENT)
+
+
+def test_explain_skips_bad_files_and_explains_the_good(corpus, tmp_path):
+    out = tmp_path / "explained"
+    proc = run("lmac.explain", "--explainer=soundscapes-lmac", f"--audio={corpus / 'clips'}", f"--out={out}")
+    assert proc.returncode == 3, proc.stderr
+    skipped = skipped_lines(proc.stderr, "lmac.explain")
+    assert set(skipped) == set(BAD), proc.stderr
+    data = json.loads((out / "explanations.json").read_text())
+    assert len(data["clips"]) == len(GOOD + SILENT) and len(data["skipped"]) == len(BAD)
+    assert f"{len(GOOD + SILENT)} of {len(GOOD + SILENT + list(BAD))} clips explained" in proc.stdout
+
+
+def test_evaluate_skips_bad_files_and_lists_them_in_run_json(corpus, tmp_path):
+    from test_evaluate import _tiny_explainer
+    explainer = _tiny_explainer(str(tmp_path))
+    out = tmp_path / "eval"
+    proc = run("lmac.evaluate", f"--explainer={explainer}", "--dataset=folder", f"--root={corpus / 'clips'}",
+               "--clips=0", "--methods=lmac,saliency", "--protocols=in_domain", "--sanity_clips=0",
+               "--figure_clips=1", "--batch_size=4", f"--out={out}")
+    assert proc.returncode == 3, proc.stderr
+    assert set(skipped_lines(proc.stderr, "lmac.evaluate")) == set(BAD)
+    run_json = json.loads((out / "run.json").read_text())
+    assert sorted(run_json["keys"]) == sorted(GOOD + SILENT) and run_json["clips"] == len(GOOD + SILENT)
+    assert {os.path.basename(s["path"]) for s in run_json["skipped"]} == set(BAD)
+    assert json.loads((out / "results.json").read_text())
+    strict = run("lmac.evaluate", f"--explainer={explainer}", "--dataset=folder", f"--root={corpus / 'clips'}",
+                 "--clips=0", "--methods=lmac", "--protocols=in_domain", "--sanity_clips=0", "--strict",
+                 f"--out={tmp_path / 'strict'}")
+    assert strict.returncode == 1 and "stopped by --strict" in strict.stderr

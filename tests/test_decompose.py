@@ -38,16 +38,16 @@ class FakeClap:
     def __init__(self, seed: int = 0, dim: int = D):
         self.seed, self.dim, self.text_calls = seed, dim, 0
         self.spec = types.SimpleNamespace(to_json=lambda: json.dumps({"fake": dim}), source="fake")
-        self.state = {"w": np.full((2,), seed, np.float32)}
+        self.fingerprint = f"fake-{seed}-{dim}"
 
     def _word(self, w):
         return np.random.default_rng([self.seed, zlib.crc32(w.encode())]).standard_normal(self.dim)
 
-    def embed_text(self, texts):
+    def embed_text(self, texts, batch_size=32):
         self.text_calls += 1
         return np.stack([sum(self._word(w) for w in t.split()) for t in texts]).astype(np.float32)
 
-    def embed_audio(self, waves, sample_rate):
+    def embed_audio(self, waves, sample_rate, batch_size=32):
         return np.stack([np.resize(np.asarray(w, np.float32), self.dim) + 0.5 for w in waves])
 
 
@@ -325,7 +325,7 @@ def bundled():
     """The bundled model, its soundscapes concept dictionary with the audio mean of 300 held-out
     single-event clips (seed 10000), and those clips' embeddings and labels."""
     import clap_jax
-    from sparse import datasets
+    from clap_jax.data import datasets
     model = clap_jax.load("soundscapes-small")
     data = datasets.soundscapes_records(10000, 300, model.spec.audio.spectrogram.sample_rate, 5.0)
     z = embed.embed_records(model, data.records, batch_size=50)
@@ -377,7 +377,7 @@ def test_bundled_concept_accuracy_within_two_points_of_dense(bundled):
     """Zero-shot accuracy of the SpLiCE recomposition at the paper's lambda (0.05, which keeps
     ~5% of the 328 concepts here, the paper's 95 of 2,000) is within 2 points of the dense
     embedding's on 300 held-out clips (measured: 0.993 and 0.990 dense, as in the README's table and sweep)."""
-    from sparse import datasets
+    from clap_jax.data import datasets
     model, concepts, z, data = bundled
     prompts = model.embed_text([evaluate.PROMPT.format(datasets.label_text(c)) for c in data.classes])
     labels = data.labels()

@@ -55,7 +55,7 @@ def evaluated(tmp_path_factory):
     out = root / "out"
     cmd = [sys.executable, "-m", "lmac.evaluate", f"--explainer={exp_dir}", "--dataset=soundscapes",
            f"--clips={CLIPS}", f"--batch_size={BATCH}", "--seed=50000", "--ig_steps=2", "--smoothgrad_samples=2",
-           "--sanity_clips=2", "--figure_clips=2", "--compilation_cache=", f"--out={out}"]
+           "--sanity_clips=2", "--figure_clips=2", "--nocompilation_cache", f"--out={out}"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return out, proc

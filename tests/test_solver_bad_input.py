@@ -103,9 +103,9 @@ def test_every_cli_record_has_converged_and_bad_rows_are_skipped(tmp_path):
 
     class Fake:                                                   # text embeddings only
         spec = type("S", (), {"to_json": staticmethod(lambda: "{}"), "source": "fake"})()
-        state = {"w": np.zeros(1, np.float32)}
+        fingerprint = "fake"
 
-        def embed_text(self, texts):
+        def embed_text(self, texts, batch_size=32):
             return np.stack([np.random.default_rng(len(t) * 7 + i).standard_normal(8) for i, t in
                              enumerate(texts)])
     skips = cli_errors.Skips("sparse.decompose")

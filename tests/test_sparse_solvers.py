@@ -235,6 +235,53 @@ def test_chunked_multi_device_matches_one_chunk(problem, tmp_path):
 
 
 # ----------------------------------------------------------------------------------------
+# Compile once per bucket
+# ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ("working_set", "fista"))
+def test_one_program_per_row_bucket(method):
+    """Row counts 1..33, 300, 301 and 380 compile at most one program per row bucket
+    (sparse.buckets.rows: 8, 16, 32, 64 and 512 here), counted twice: the solver's
+    compiled programs (jit cache) and every XLA compilation (jax.monitoring), which also
+    catches eager device ops on new shapes (e.g. slicing off the padding on the device)."""
+    import jax
+
+    from sparse import buckets, solvers
+
+    rng = np.random.default_rng(4)
+    C = unit_rows(rng.standard_normal((40, 16))).astype(np.float32)  # a shape of its own
+    Z = unit_rows(rng.standard_normal((380, 16))).astype(np.float32)
+    counts = [*range(1, 34), 300, 301, 380]
+    bucket_sizes = {buckets.rows(n, len(jax.devices())) for n in counts}
+    assert len(bucket_sizes) == 5
+    sparse.nonneg_lasso(C, Z[:1], LAM, method=method)  # the dictionary's own programs
+    compiles = []
+
+    def on_event(name, secs, **kwargs):
+        if name == "/jax/core/compile/backend_compile_duration":
+            compiles.append(secs)
+
+    programs = solvers._solve._cache_size()
+    jax.monitoring.register_event_duration_secs_listener(on_event)
+    try:
+        for n in counts:
+            res = sparse.nonneg_lasso(C, Z[:n], LAM, method=method)
+            assert res.weights.shape == (n, 40) and res.converged.all()
+    finally:
+        jax.monitoring.unregister_event_duration_listener(on_event)
+    new_programs = solvers._solve._cache_size() - programs
+    assert new_programs <= len(bucket_sizes) - 1, new_programs  # bucket 8 was compiled above
+    assert len(compiles) <= len(bucket_sizes) - 1, len(compiles)
+    # Padding never shows: 5 rows (bucket 8) solve as they do among 380 (bucket 512).
+    part = sparse.nonneg_lasso(C, Z[:5], LAM, method=method)
+    whole = sparse.nonneg_lasso(C, Z, LAM, method=method)
+    np.testing.assert_allclose(part.weights, whole.weights[:5], atol=1e-6)
+    np.testing.assert_allclose(part.objective, whole.objective[:5], rtol=1e-6)
+    assert np.abs(part.iterations - whole.iterations[:5]).max() <= 1
+
+
+# ----------------------------------------------------------------------------------------
 # Bad input
 # ----------------------------------------------------------------------------------------
 

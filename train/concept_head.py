@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-from absl import app, flags
+from absl import flags
 from flax import nnx
 from ml_collections import config_flags
 
@@ -95,7 +95,7 @@ def load_embeddings(cfg: ml_collections.ConfigDict):
             return (f["train_embeddings"], f["train_labels"], f["eval_embeddings"], f["eval_labels"],
                     [str(c) for c in f["classes"]], None)
     import clap_jax
-    from sparse import datasets
+    from clap_jax.data import datasets
     from sparse.evaluate import dataset_embeddings
     model = clap_jax.load(cfg.model)
     rate = model.spec.audio.spectrogram.sample_rate
@@ -116,7 +116,8 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, data=None, clap=None, text
     """Trains H and evaluates. ``data``: optionally (train_z, train_y, eval_z, eval_y, classes)
     instead of :func:`load_embeddings`; ``clap``/``text``: the CLAP model, or for precomputed
     embeddings ``text(list of str) -> (n, d)`` embeddings of prompts and concepts."""
-    from sparse import datasets, dictionary
+    from clap_jax.data import datasets
+    from sparse import dictionary
     from sparse.decompose import decompose
     from sparse.evaluate import accuracy
     from sparse.vocabulary import load as load_vocabulary
@@ -193,5 +194,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    from clap_jax import runtime
     _define_flags()
-    app.run(main)
+    runtime.run(main)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
 import clap_jax
@@ -34,5 +34,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    from clap_jax import runtime
     _define_flags()
-    app.run(main)
+    runtime.run(main)

@@ -1,4 +1,5 @@
-"""The labelled or captioned datasets the concept evaluations run on, through the shared readers.
+"""The labelled or captioned datasets that extraction and the concept evaluations run on, through
+the shared readers; :func:`define_flags` / :func:`from_flags` are their command-line flags.
 
 ``open_dataset(kind, ...)`` -> :class:`Dataset` (records + class names) for
 
@@ -110,3 +111,36 @@ def open_dataset(kind: str, *, root: str | None = None, folds: Sequence[int] | N
 def label_text(class_name: str) -> str:
     """A class name as prompt text: ``sea_waves`` -> ``sea waves``."""
     return class_name.replace("_", " ").strip()
+
+
+def define_flags(default: str = "soundscapes") -> None:
+    """The dataset flags of every command that reads a dataset (``--dataset`` and its arguments)."""
+    from absl import flags
+    flags.DEFINE_enum("dataset", default, list(KINDS), "Dataset kind (clap_jax.data.datasets).")
+    flags.DEFINE_string("root", None, "esc50 / urbansound8k / folder: the dataset folder.")
+    flags.DEFINE_list("folds", [], "esc50 / urbansound8k: folds to use (default all).")
+    flags.DEFINE_string("csv", None, "captions: Clotho or AudioCaps CSV.")
+    flags.DEFINE_string("audio_dir", None, "captions: audio folder.")
+    flags.DEFINE_string("tfds_name", None, "tfds: dataset name.")
+    flags.DEFINE_string("split", None, "tfds: split.")
+    flags.DEFINE_string("data_dir", None, "tfds: data_dir.")
+    flags.DEFINE_list("classes", [], "tfds: class names by label index.")
+    flags.DEFINE_integer("seed", 10000, "soundscapes: seed (10000: the bundled model's held-out seed).")
+    flags.DEFINE_integer("clips", 300, "soundscapes: number of clips.")
+    flags.DEFINE_boolean("single_event", True, "soundscapes: single-event labelled clips (classification) or "
+                         "1-3 events with captions (retrieval).")
+    flags.DEFINE_float("duration", 5.0, "soundscapes: clip length in seconds.")
+
+
+def from_flags(sample_rate: int = 16000) -> Dataset:
+    """The dataset :func:`define_flags`' flags name (soundscapes clips at ``sample_rate``)."""
+    from absl import flags
+    F = flags.FLAGS
+    try:
+        folds = [int(x) for x in F.folds]
+    except ValueError:
+        raise ValueError(f"--folds must be integers, got {','.join(F.folds)}") from None
+    return open_dataset(F.dataset, root=F.root, folds=folds, csv=F.csv, audio_dir=F.audio_dir,
+                        name=F.tfds_name, split=F.split, data_dir=F.data_dir, classes=F.classes, seed=F.seed,
+                        clips=F.clips, sample_rate=sample_rate, duration=F.duration,
+                        single_event=F.single_event)
