@@ -53,7 +53,6 @@ class Clap:
     def __init__(self, spec: ClapSpec, model: ClapModel, tokenizer: Tokenizer | None):
         self.spec, self.tokenizer = spec, tokenizer
         self.graphdef, self.state = nnx.split(model)
-        self.chunk = spec.audio.spectrogram.num_frames(spec.audio.clip_samples)
         self.logit_scale = float(model.logit_scales()[0])      # exp of the audio -> text scale
 
     @functools.cached_property

@@ -199,3 +199,18 @@ def clap_jax_dictionary(model):
     from sparse import dictionary
     from sparse.vocabulary import load
     return dictionary.build(model, load("soundscapes"), center=True)
+
+
+def test_text_embeds_each_clips_captions(tmp_path):
+    import clap_jax
+    from clap_jax.data import datasets
+    model = clap_jax.load("soundscapes-small")
+    data = datasets.soundscapes_records(10000, 5, 16000, 2.0, single_event=False)
+    extract.extract(model, data, str(tmp_path), shard_size=3, batch_size=4, text=True, progress=False)
+    ids, emb, rows = extract.read(str(tmp_path), text=True)
+    expected = [(r.key, c) for r in data.records for c in r.captions]
+    assert [(r["id"], r["caption"]) for r in rows] == expected and ids == [k for k, _ in expected]
+    np.testing.assert_allclose(np.asarray(emb), model.embed_text([c for _, c in expected]), atol=1e-6)
+    audio_ids, _, audio_rows = extract.read(str(tmp_path))
+    assert audio_ids == [r.key for r in data.records]
+    assert [r["captions"] for r in audio_rows] == [list(r.captions) for r in data.records]
