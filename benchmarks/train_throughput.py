@@ -24,13 +24,11 @@ from flax import nnx
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
 
-from ml_collections import config_flags  # noqa: E402
-
 from timing import median_seconds  # noqa: E402
-from train import clap, loop  # noqa: E402
+from train import clap, cli, loop  # noqa: E402
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file("config", None, "Training config (configs/clap_soundscapes.py).", lock_config=True)
+cli.define_config_flag("Training config: configs/clap_soundscapes.py, or a shipped config's name.")
 flags.DEFINE_integer("batch_size", 32, "Global batch size.")
 flags.DEFINE_integer("steps", 5, "Timed steps per side (after one warm-up step).")
 flags.DEFINE_bool("header", False, "Print the table header first.")

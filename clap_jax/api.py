@@ -17,6 +17,7 @@ from clap_jax.spec import AudioConfig, ClapSpec
 from clap_jax.tokenizer import Tokenizer
 
 BUNDLED_DIR = os.path.join(os.path.dirname(__file__), "bundled")
+REFERENCE_AUDIO_MEAN = "audio_mean.npy"     # a bundled model's SpLiCE audio mean (Clap.reference_audio_mean)
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "cfg", "normalize"))
@@ -50,8 +51,13 @@ class Clap:
     the encoders compile once per bucket, shared by every object over the same architecture.
     """
 
-    def __init__(self, spec: ClapSpec, model: ClapModel, tokenizer: Tokenizer | None):
+    def __init__(self, spec: ClapSpec, model: ClapModel, tokenizer: Tokenizer | None,
+                 reference_audio_mean: np.ndarray | None = None):
         self.spec, self.tokenizer = spec, tokenizer
+        # (joint_dim,) SpLiCE audio mean shipped with a bundled model (``audio_mean.npy`` beside
+        # spec.json): the mean over the data it was trained on; None for every other model, whose
+        # mean must come from the user's own audio (``sparse.embed.resolve_audio_mean``).
+        self.reference_audio_mean = reference_audio_mean
         self.graphdef, self.state = nnx.split(model)
         self.logit_scale = float(model.logit_scales()[0])      # exp of the audio -> text scale
 
@@ -171,10 +177,11 @@ class Clap:
         return np.asarray(jax.nn.softmax(logits, axis=-1))
 
 
-def from_model(spec: ClapSpec, model: ClapModel, tokenizer_dir: str | None = None) -> Clap:
+def from_model(spec: ClapSpec, model: ClapModel, tokenizer_dir: str | None = None,
+               reference_audio_mean: np.ndarray | None = None) -> Clap:
     t = spec.tokenizer
     tok = Tokenizer.load(tokenizer_dir, t.max_length, t.family, t.suffix, t.pad_token) if tokenizer_dir else None
-    return Clap(spec, model, tok)
+    return Clap(spec, model, tok, reference_audio_mean)
 
 
 def load(name_or_dir: str, dtype=jnp.float32) -> Clap:
@@ -186,4 +193,8 @@ def load(name_or_dir: str, dtype=jnp.float32) -> Clap:
     model = checkpoint.restore_params(os.path.join(directory, checkpoint.PARAMS_DIR),
                                       checkpoint.abstract_model(spec, dtype))
     tok_dir = os.path.join(directory, checkpoint.TOKENIZER_DIR)
-    return from_model(spec, model, tok_dir if os.path.isdir(tok_dir) else None)
+    mean_path = os.path.join(directory, REFERENCE_AUDIO_MEAN)
+    mean = np.load(mean_path).astype(np.float32) if os.path.exists(mean_path) else None
+    if mean is not None and mean.shape != (spec.model.joint_dim,):
+        raise ValueError(f"{mean_path}: shape {mean.shape}, expected ({spec.model.joint_dim},)")
+    return from_model(spec, model, tok_dir if os.path.isdir(tok_dir) else None, mean)

@@ -22,6 +22,7 @@ import sys
 import warnings
 
 import numpy as np
+import scipy.special
 from absl import flags
 
 from clap_jax import api, audio, cli_errors
@@ -29,11 +30,6 @@ from clap_jax.examples import EVERYDAY_LABELS, EXAMPLES_DIR as EXAMPLES
 
 
 audio_paths = cli_errors.audio_paths
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    e = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def iter_classify(model: api.Clap, paths: list[str], labels: list[str], prompt: str, batch_size: int = 16,
@@ -53,7 +49,7 @@ def iter_classify(model: api.Clap, paths: list[str], labels: list[str], prompt: 
                 skip(p, err)
         for p, (x, _), emb in zip(names, clips, _embed(model, clips, names, skip)):
             if emb is not None:
-                yield p, _softmax(model.similarity(emb[None], text))[0], audio.warn_if_near_silent(x, p)
+                yield p, scipy.special.softmax(model.similarity(emb[None], text), axis=-1)[0], audio.warn_if_near_silent(x, p)
 
 
 def _embed(model: api.Clap, clips, names, skip) -> list:
@@ -109,12 +105,11 @@ def main(argv):
 def _define_flags() -> None:
     """The command's flags, defined only when it runs (importers do not claim them)."""
     flags.DEFINE_string("model", "soundscapes-small", "Converted model directory or bundled name.")
-    flags.DEFINE_multi_string("audio", [EXAMPLES], "Audio files and/or folders: comma-separated or the flag repeated.")
+    cli_errors.define_input_flags([EXAMPLES])
     flags.DEFINE_list("labels", list(EVERYDAY_LABELS), "Class names, comma-separated.")
     flags.DEFINE_string("prompt", "This is a sound of {}.", "Prompt template; {} is replaced by the label.")
     flags.DEFINE_integer("top_k", 3, "Labels to print per file.")
     flags.DEFINE_integer("batch_size", 16, "Clips per batch.")
-    flags.DEFINE_boolean("strict", False, "Stop at the first bad file instead of skipping it.")
 
 
 if __name__ == "__main__":

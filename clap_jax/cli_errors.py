@@ -104,6 +104,15 @@ def audio_paths(entries) -> list[str]:
     return paths
 
 
+def define_input_flags(default_audio: list[str], noun: str = "file") -> None:
+    """The flags of a command that reads audio files under this policy: ``--audio`` (files and
+    folders, for :func:`audio_paths`) and ``--strict``."""
+    from absl import flags
+    flags.DEFINE_multi_string("audio", list(default_audio), "Audio files and/or folders (searched recursively): "
+                              "comma-separated or the flag repeated (a value naming an existing file is taken whole).")
+    flags.DEFINE_boolean("strict", False, f"Stop at the first bad {noun} instead of skipping it.")
+
+
 def check_output_file(path: str | None, flag: str = "--out") -> None:
     """Refuses, before any work, an output file that cannot be written: a directory, a missing
     parent folder, an unwritable folder or file."""
@@ -126,7 +135,8 @@ def reason(name: str, why) -> str:
 
 class Skips:
     """Bad inputs of one command: each named on stderr with its reason as it is skipped (or,
-    with ``strict``, raised as :class:`InputError`), counted in :meth:`summary`."""
+    with ``strict``, raised as :class:`InputError`), counted in :meth:`summary`. An input skipped
+    again (a command that passes over its inputs more than once) is named and counted once."""
 
     def __init__(self, prog: str, strict: bool = False, stream=None):
         self.prog, self.strict, self.stream = prog, strict, stream
@@ -136,11 +146,17 @@ class Skips:
         text = reason(name, why)
         if self.strict:
             raise InputError(f"{name}: {text} (stopped by --strict)")
+        if name in self.reasons():
+            return
         self.items.append((name, text))
         print(f"{self.prog}: skipped {name}: {text}", file=self.stream or sys.stderr, flush=True)
 
     def __len__(self) -> int:
         return len(self.items)
+
+    def reasons(self) -> dict[str, str]:
+        """``{input: reason}`` of the inputs skipped so far."""
+        return dict(self.items)
 
     def summary(self, done: int, noun: str = "inputs") -> str:
         line = f"{self.prog}: {done} of {done + len(self)} {noun} done"

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import types
-import typing
 
+from clap_jax.configs import from_config as from_dict  # spec.json dicts rebuild as configs do
 from clap_jax.frontend import SpectrogramConfig
 from clap_jax.models.clap import ClapConfig
 from clap_jax.models.cnn14 import Cnn14Config
@@ -111,47 +110,3 @@ def _from_json(cls, text: str, fmt_expected: str):
                 CLASSIFIER_FORMAT: " (a classifier: use clap_jax.load_classifier)"}.get(fmt, "")
         raise ValueError(f"spec.json: format {fmt!r} is not {fmt_expected!r}{hint}")
     return from_dict(cls, data)
-
-
-def _dataclass_members(hint) -> list[type] | None:
-    """The dataclass types of a ``A | B`` hint (None if it is not a union of dataclasses)."""
-    if typing.get_origin(hint) not in (typing.Union, types.UnionType):
-        return None
-    members = [a for a in typing.get_args(hint) if dataclasses.is_dataclass(a)]
-    return members or None
-
-
-def _pick_member(members: list[type], value: dict, where: str) -> type:
-    """The member whose ``kind`` default equals ``value["kind"]``; the first member when the JSON
-    has no ``kind`` (specs written before the field existed)."""
-    kind = value.get("kind")
-    if kind is None:
-        return members[0]
-    for m in members:
-        if {f.name: f.default for f in dataclasses.fields(m)}.get("kind") == kind:
-            return m
-    raise ValueError(f"{where}: unknown kind {kind!r} (one of "
-                     f"{[{f.name: f.default for f in dataclasses.fields(m)}.get('kind') for m in members]})")
-
-
-def from_dict(cls, data):
-    """Rebuilds a (nested, frozen) dataclass from ``dataclasses.asdict`` output; unknown keys are errors.
-    Fields typed as a union of dataclasses are resolved by their ``kind`` field."""
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(data) - names
-    if unknown:
-        raise ValueError(f"{cls.__name__}: unknown fields {sorted(unknown)}")
-    kwargs = {}
-    for key, value in data.items():
-        hint = hints[key]
-        members = _dataclass_members(hint)
-        if dataclasses.is_dataclass(hint):
-            value = from_dict(hint, value)
-        elif members and isinstance(value, dict):
-            value = from_dict(_pick_member(members, value, f"{cls.__name__}.{key}"), value)
-        elif typing.get_origin(hint) is tuple and isinstance(value, list):
-            value = tuple(value)
-        kwargs[key] = value
-    return cls(**kwargs)
-

@@ -26,8 +26,9 @@ def get_config() -> ml_collections.ConfigDict:
         seed=0, train_clips=200_000, eval_seed=10_000, eval_clips=300, duration=5.0, text_length=32, workers=2,
         tag_caption_prob=0.0,      # share of texts given as tag lists ("rain, beep") instead of sentences
         hard_negatives=False))     # add each clip's caption with one event dropped/added as a negative
-    c.frontend = ml_collections.ConfigDict(dict(
+    c.frontend = ml_collections.ConfigDict(dict(   # clap_jax.frontend.SpectrogramConfig (win_length = n_fft)
         sample_rate=16000, n_fft=512, hop_length=160, n_mels=32, fmin=50.0, fmax=8000.0))
+    # ClapConfig: audio HTSATConfig (n_mels from frontend), text TextConfig (vocab and positions from the tokenizer)
     c.model = ml_collections.ConfigDict(dict(
         audio=dict(embed_dim=32, depths=(1, 1, 2, 1), num_heads=(2, 4, 8, 8), window_size=8, spec_size=128),
         text=dict(hidden_size=128, num_layers=2, num_heads=4, intermediate_size=512),

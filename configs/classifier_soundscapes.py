@@ -19,6 +19,8 @@ Seeds of the corpus (disjoint; ``run`` refuses equal ones):
 """
 import ml_collections
 
+from train.loop import NO_DECAY
+
 
 def get_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
@@ -31,13 +33,18 @@ def get_config() -> ml_collections.ConfigDict:
     c.keep_checkpoints = 2
     c.distributed = False          # True: jax.distributed.initialize() (multi-host; arguments from the cluster)
     c.optim = ml_collections.ConfigDict(dict(
-        name="adamw", learning_rate=1e-3, warmup_steps=50, schedule="cosine", weight_decay=1e-4, grad_clip=5.0))
+        name="adamw", learning_rate=1e-3, warmup_steps=50, schedule="cosine", weight_decay=1e-4, no_decay=NO_DECAY,
+        grad_clip=5.0))
     c.data = ml_collections.ConfigDict(dict(
         seed=0, train_clips=200_000, eval_seed=20_000, eval_clips=500, test_seed=30_000, test_clips=1000,
         duration=5.0, workers=2))
-    c.frontend = ml_collections.ConfigDict(dict(
+    c.frontend = ml_collections.ConfigDict(dict(   # clap_jax.frontend.SpectrogramConfig
         sample_rate=16000, n_fft=1024, win_length=372, hop_length=186, n_mels=80, fmin=0.0, fmax=8000.0,
-        mel_scale="speechbrain", pad_mode="constant", window="hamming", mel_exponent=1.0, compression="log1p",
-        magnitude_eps=1e-14, normalize="max"))
+        mel_scale="speechbrain", mel_norm=None, pad_mode="constant", window="hamming", mel_exponent=1.0,
+        compression="log1p", magnitude_eps=1e-14))
+    # AudioConfig (clip_samples follows from data.duration): zero padding, no int16 round trip,
+    # each clip divided by its largest sample.
+    c.audio = ml_collections.ConfigDict(dict(pad="zeros", quantize_int16=False, normalize="max"))
+    # Cnn14Config (n_mels from frontend, num_classes: the corpus' classes)
     c.model = ml_collections.ConfigDict(dict(channels=(8, 16, 32, 64, 128, 256), embed_dim=0))
     return c

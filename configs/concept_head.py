@@ -10,6 +10,8 @@ For ESC-50 with a converted model (folds 1-4 train, 5 evaluation)::
 """
 import ml_collections
 
+from train.loop import NO_DECAY
+
 
 def get_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
@@ -22,7 +24,8 @@ def get_config() -> ml_collections.ConfigDict:
     c.keep_checkpoints = 1
     # The paper gives no optimiser settings (methods.md A.7); these are ours.
     c.optim = ml_collections.ConfigDict(dict(
-        name="adam", learning_rate=1e-3, warmup_steps=30, schedule="cosine", weight_decay=0.0, grad_clip=0.0))
+        name="adam", learning_rate=1e-3, warmup_steps=30, schedule="cosine", weight_decay=0.0, no_decay=NO_DECAY,
+        grad_clip=0.0))
     c.model = "soundscapes-small"          # converted directory or bundled name
     c.vocabulary = "soundscapes"           # shipped name or vocabulary file
     c.prompt = "This is a sound of {}."

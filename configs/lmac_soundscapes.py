@@ -32,9 +32,9 @@ def get_config() -> ml_collections.ConfigDict:
         name="adam", learning_rate=2e-4, warmup_steps=0, schedule="constant", weight_decay=2e-6,
         no_decay=NO_DECAY, grad_clip=0.0,
         plateau=dict(metric="fid_in", mode="max", factor=0.5, patience=3, start=6, min_scale=0.0)))
-    c.loss = ml_collections.ConfigDict(dict(
-        domain="log1p", l_in=4.0, l_out=0.2, l1=0.4, tv=0.0, guide=4.0, crosscor_threshold=0.6,
-        oracle_threshold=0.35, noise_peak="signed"))
+    c.loss = ml_collections.ConfigDict(dict(       # train.lmac.LossConfig (finetune: c.finetune)
+        domain="log1p", noise_peak="signed", weights=dict(
+            l_in=4.0, l_out=0.2, l1=0.4, tv=0.0, guide=4.0, crosscor_threshold=0.6, oracle_threshold=0.35)))
     c.data = ml_collections.ConfigDict(dict(
         dataset="soundscapes", seed=0, train_clips=200_000, eval_seed=20_000, eval_clips=128,
         sample_rate=16000, duration=5.0, min_events=1, max_events=3,

@@ -16,6 +16,9 @@ does not give (λ1, λ2, the decoder's layers, normalisation) keeps this project
 (lmac/zero_shot.py, lmac/conditioning.py).
 """
 import ml_collections
+from ml_collections import config_dict
+
+from train.loop import NO_DECAY
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -30,11 +33,14 @@ def get_config() -> ml_collections.ConfigDict:
     c.checkpoint_every = 480
     c.keep_checkpoints = 2
     c.optim = ml_collections.ConfigDict(dict(
-        name="adam", learning_rate=1e-5, warmup_steps=0, schedule="constant", weight_decay=0.0, grad_clip=0.0))
+        name="adam", learning_rate=1e-5, warmup_steps=0, schedule="constant", weight_decay=0.0, no_decay=NO_DECAY,
+        grad_clip=0.0))
     c.loss = ml_collections.ConfigDict(dict(
         l1=1.0, diversity=1.0, diversity_scale="logit", domain="stft", stft_mask="log1p", normalize=None, logit_scale=None))
     c.decoder = ml_collections.ConfigDict(dict(
-        dim=0, conditioning="cross_attention", levels=(), heads=8, text_tokens=8, similarity_map=True))   # dim 0: the CNN14's width
+        dim=0, conditioning=dict(            # dim 0: the CNN14's width
+            kind="cross_attention", levels=config_dict.placeholder(tuple),   # None: every level
+            heads=8, text_tokens=8, similarity_map=True)))
     c.data = ml_collections.ConfigDict(dict(
         dataset="captions", csv="", root="", eval_clips=64, text_length=100, random_crop=True, workers=4,
         seed=0, train_clips=0, eval_seed=0, sample_rate=44100, duration=5.0, min_events=1, max_events=3,

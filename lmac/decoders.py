@@ -27,6 +27,7 @@ import numpy as np
 from flax import nnx
 
 from clap_jax import weights
+from clap_jax.configs import from_config
 
 HIGHEST = jax.lax.Precision.HIGHEST
 
@@ -290,10 +291,7 @@ class DecoderConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "DecoderConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        if unknown := sorted(set(d) - known):
-            raise ValueError(f"unknown DecoderConfig fields: {unknown}")
-        return cls(**d)
+        return from_config(cls, d)
 
     @classmethod
     def for_htsat(cls, htsat_cfg, spec, *, dim: int = 64, n_freq: int = 513, sample_rate: float = 16000.0,

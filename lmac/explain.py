@@ -22,10 +22,11 @@ text prompts (``--prompts``: see :mod:`lmac.explain_zs`) with the same files per
 the clip and its masked-in and masked-out audio (with ``--concepts``, the clip's top concepts as
 bars). One line is printed per clip and explainer.
 
-``--audio`` takes files and folders (comma-separated; folders are searched recursively). A file
-that cannot be used (unreadable, empty, NaN) is skipped with a one-line warning naming it
-(``--strict``: stop instead); exit status 0 when every clip was explained, 3 when some were
-skipped, 1 when none could be (``clap_jax.cli_errors``). Clips go through each explainer in
+``--audio`` takes files and folders (comma-separated or the flag repeated; folders are searched
+recursively). A file that cannot be used (unreadable, empty, NaN) is skipped with one line
+``lmac.explain: skipped <file>: <reason>`` on stderr (``clap_jax.cli_errors.Skips``; once, however
+many explainers; ``--strict``: stop instead); exit status 0 when every clip was explained, 3 when
+some were skipped, 1 when none could be (``clap_jax.cli_errors``). Clips go through each explainer in
 batches of one shape (the last batch is padded), so each explanation compiles once.
 """
 from __future__ import annotations
@@ -45,12 +46,6 @@ from lmac import explainer as explainer_lib
 DEFAULT_EXPLAINERS = ("soundscapes-lmac", "soundscapes-small-lmac-zs")
 EXAMPLES = examples.EXAMPLES_DIR
 # Python loggers of dependencies that log INFO lines while loading checkpoints.
-
-
-@dataclasses.dataclass
-class Skipped:
-    path: str
-    reason: str
 
 
 @dataclasses.dataclass
@@ -85,48 +80,41 @@ def unique_stems(paths: list[str]) -> list[str]:
     return stems
 
 
-def _batches(paths: list[str], stems: list[str], batch_size: int, warn: Callable[[str], None],
-             strict: bool = False) -> Iterator[tuple[list, list[Skipped]]]:
-    """Yields ``(good clips [(path, stem, wave, rate)], skipped)`` with at most ``batch_size`` clips;
-    with ``strict`` the first unusable file raises ``cli_errors.InputError``."""
-    batch, skipped = [], []
+def _batches(paths: list[str], stems: list[str], batch_size: int, skips: cli_errors.Skips) -> Iterator[list]:
+    """Yields the good clips ``[(path, stem, wave, rate)]``, at most ``batch_size`` at a time; an
+    unusable file goes to ``skips`` (named on stderr, or raised under ``--strict``)."""
+    batch = []
     for path, stem in zip(paths, stems):
         try:
             wave, rate = audio_lib.read_audio(path)
         except Exception as err:  # noqa: BLE001 - any unusable file is reported and skipped
-            reason = str(err) if path in str(err) else f"{path}: {err}"
-            if strict:
-                raise cli_errors.InputError(f"{reason} (stopped by --strict)") from err
-            warn(f"lmac.explain: skipped {reason}")
-            skipped.append(Skipped(path, reason))
+            skips(path, err)
             continue
         batch.append((path, stem, wave, rate))
         if len(batch) == batch_size:
-            yield batch, skipped
-            batch, skipped = [], []
-    if batch or skipped:
-        yield batch, skipped
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def explain_files(explainer: explainer_lib.Explainer, paths: list[str], out: str, *, top_k: int = 3,
                   batch_size: int = 8, figures: bool = True, log: Callable[[str], None] = print,
-                  warn: Callable[[str], None] | None = None, strict: bool = False
-                  ) -> tuple[list[ClipResult], list[Skipped]]:
+                  skips: cli_errors.Skips | None = None) -> tuple[list[ClipResult], cli_errors.Skips]:
     """Explains ``paths`` in batches of one shape, writes every clip's files into ``out`` as its
-    batch finishes and logs its line; returns the results and the skipped files."""
+    batch finishes and logs its line; returns the results and ``skips`` (default: a new
+    ``cli_errors.Skips("lmac.explain")``) with the unusable files."""
+    from clap_jax import plots
     from lmac import figures as figures_lib
-    warn = warn or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    skips = cli_errors.Skips("lmac.explain") if skips is None else skips
     os.makedirs(out, exist_ok=True)
     labels = list(explainer.labels)
     name = lambda k: labels[k] if k < len(labels) else f"class {k}"
     cfg = explainer.classifier.spec.audio.spectrogram
     rate = explainer.sample_rate
     size = max(1, min(batch_size, len(paths)))
-    results, skipped = [], []
-    for batch, bad in _batches(paths, unique_stems(paths), size, warn, strict):
-        skipped += bad
-        if not batch:
-            continue
+    results = []
+    for batch in _batches(paths, unique_stems(paths), size, skips):
         waves = [w for _, _, w, _ in batch]
         rates = [r for _, _, _, r in batch]
         pad = size - len(batch)                                 # one batch shape: no recompilation
@@ -143,14 +131,15 @@ def explain_files(explainer: explainer_lib.Explainer, paths: list[str], out: str
             if figures:
                 fig = figures_lib.mask_figure(e, cfg, f"{os.path.basename(path)}: predicted "
                                                       f"{result.label} ({result.probability:.2f})")
-                files["png"] = figures_lib.save_figure(fig, os.path.join(out, f"{stem}.png"))
+                files["png"] = plots.save(fig, os.path.join(out, f"{stem}.png"))
             results.append(result)
             log(result.line())
-    return results, skipped
+    return results, skips
 
 
-def write_index(out: str, results: list[ClipResult], skipped: list[Skipped], explainer_name: str) -> list[str]:
-    """Writes ``index.md`` (table, pictures, skipped files) and ``explanations.json``; returns their paths."""
+def write_index(out: str, results: list[ClipResult], skipped: dict[str, str], explainer_name: str) -> list[str]:
+    """Writes ``index.md`` (table, pictures, skipped files ``{path: reason}``) and ``explanations.json``;
+    returns their paths."""
     rel = lambda p: os.path.relpath(p, out)
     lines = [f"# Explanations by `{explainer_name}`", "",
              "`.in.wav`: masked-in, what the explanation says the classifier used; `.out.wav`: masked-out, "
@@ -165,7 +154,7 @@ def write_index(out: str, results: list[ClipResult], skipped: list[Skipped], exp
         if "png" in r.files:
             lines += ["", f"## {os.path.basename(r.path)}", "", f"![{r.stem}]({rel(r.files['png'])})"]
     if skipped:
-        lines += ["", f"## Skipped ({len(skipped)})", ""] + [f"- {s.reason}" for s in skipped]
+        lines += ["", f"## Skipped ({len(skipped)})", ""] + [f"- {p}: {why}" for p, why in skipped.items()]
     index = os.path.join(out, "index.md")
     with open(index, "w") as f:
         f.write("\n".join(lines) + "\n")
@@ -175,8 +164,7 @@ def write_index(out: str, results: list[ClipResult], skipped: list[Skipped], exp
             for r in results}
     data_path = os.path.join(out, "explanations.json")
     with open(data_path, "w") as f:
-        json.dump({"explainer": explainer_name, "clips": data,
-                   "skipped": {s.path: s.reason for s in skipped}}, f, indent=2)
+        json.dump({"explainer": explainer_name, "clips": data, "skipped": skipped}, f, indent=2)
     return [index, data_path]
 
 
@@ -231,38 +219,35 @@ def main(argv) -> int:
     if not prompts:
         print("error: --prompts is empty", file=sys.stderr)
         return 2
-    warned: set[str] = set()
-    warn = lambda msg: (msg in warned) or warned.add(msg) or print(msg, file=sys.stderr, flush=True)
-    sections, explained, skipped_all = {}, set(), {}
+    skips = cli_errors.Skips("lmac.explain", FLAGS.strict)    # shared: a bad file is named once
+    sections, explained = {}, set()
     for name, explainer in loaded:
         out = FLAGS.out if len(loaded) == 1 else os.path.join(FLAGS.out, os.path.basename(name.rstrip(os.sep)))
         os.makedirs(out, exist_ok=True)
         size = max(1, min(FLAGS.batch_size, len(paths)))
         print(f"{name}:", flush=True)
         if isinstance(explainer, zs_explainer.ZsExplainer):
-            results, skipped = explain_zs.run_batches(
-                explainer, _batches(paths, unique_stems(paths), size, warn, FLAGS.strict), out, prompts=prompts,
+            results = explain_zs.run_batches(
+                explainer, _batches(paths, unique_stems(paths), size, skips), out, prompts=prompts,
                 top_k=FLAGS.top_k,
                 concepts=FLAGS.concepts or prompts == ("concepts", None), size=size,
                 log=lambda line: print("  " + line, flush=True))
             cards = explain_zs.report_clips(results)
             with open(os.path.join(out, "explanations.json"), "w") as f:
                 json.dump({"explainer": name, "clips": explain_zs.as_json(results, out),
-                           "skipped": {s.path: s.reason for s in skipped}}, f, indent=2)
+                           "skipped": skips.reasons()}, f, indent=2)
         else:
-            results, skipped = explain_files(explainer, paths, out, top_k=FLAGS.top_k, batch_size=FLAGS.batch_size,
-                                             log=lambda line: print("  " + line, flush=True), warn=warn,
-                                             strict=FLAGS.strict)
-            write_index(out, results, skipped, name)
+            results, _ = explain_files(explainer, paths, out, top_k=FLAGS.top_k, batch_size=FLAGS.batch_size,
+                                       log=lambda line: print("  " + line, flush=True), skips=skips)
+            write_index(out, results, skips.reasons(), name)
             cards = lmac_report_clips(results)
         for card in cards:
             sections.setdefault(card.name, []).append((name, card))
         explained |= {r.path for r in results}
-        skipped_all.update({s.path: s.reason for s in skipped})
-    note = f", {len(skipped_all)} skipped" if skipped_all else ""
+    note = f", {len(skips)} skipped" if len(skips) else ""
     print(f"{len(explained)} of {len(paths)} clips explained{note}.")
     if not explained:
-        return 1
+        return cli_errors.FAILED
     clips = [report.ClipReport(name=clip, audio=parts[0][1].audio, concepts=next(
                  (c.concepts for _, c in parts if c.concepts), None),
                  targets=[dataclasses.replace(t, name=f"{t.name}  [{os.path.basename(n.rstrip(os.sep))}]")
@@ -270,7 +255,7 @@ def main(argv) -> int:
     page = report.write_report(FLAGS.out, "Listenable explanations", clips)
     print(f"Open {page}: per clip and explained class or prompt, the mask over the spectrogram and players "
           f"for the clip, the masked-in audio (what the model used) and the masked-out audio (the rest).")
-    return cli_errors.PARTIAL if skipped_all else cli_errors.OK
+    return skips.exit_code(len(explained))
 
 
 def lmac_report_clips(results: list[ClipResult]):
@@ -289,7 +274,7 @@ def _define_flags() -> None:
     flags.DEFINE_list("explainer", list(DEFAULT_EXPLAINERS), "Explainer directories or bundled names "
                       "(L-MAC and/or LMAC-ZS), comma-separated.")
     flags.DEFINE_string("model", None, "LMAC-ZS: the CLAP directory, if not the one the explainer names.")
-    flags.DEFINE_list("audio", [EXAMPLES], "Audio files and/or folders (searched recursively), comma-separated.")
+    cli_errors.define_input_flags([EXAMPLES], noun="audio file")
     flags.DEFINE_list("prompts", ["labels"], "LMAC-ZS prompts: 'labels' (each clip's top_k labels and the least "
                       "similar one), 'concepts' (each clip's top_k sparse.decompose concepts) or a comma-separated list.")
     flags.DEFINE_list("labels", list(EVERYDAY_LABELS), "Labels for --prompts=labels.")
@@ -298,7 +283,6 @@ def _define_flags() -> None:
     flags.DEFINE_string("out", "explanations", "Output folder.")
     flags.DEFINE_integer("top_k", 3, "Classes to print per clip (L-MAC); prompts or concepts per clip (LMAC-ZS).")
     flags.DEFINE_integer("batch_size", 8, "Clips per explanation batch (one compiled shape).")
-    flags.DEFINE_bool("strict", False, "Stop at the first unusable file instead of skipping it.")
 
 
 if __name__ == "__main__":

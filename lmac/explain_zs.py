@@ -23,6 +23,7 @@ from typing import Callable
 import numpy as np
 import soundfile as sf
 
+from clap_jax import plots
 from lmac import figures as figures_lib
 
 DEFAULT_TEMPLATE = "this is the sound of {}"
@@ -113,7 +114,7 @@ def explain_clips(explainer, batch: list[tuple[str, str, np.ndarray, int]], out:
                                               subtitle=f"similarity {view.similarity:.2f} (masked-in "
                                                        f"{view.similarity_in:.2f}, masked-out {view.similarity_out:.2f})"
                                                        f"   ·   mask mean {view.mask_mean:.3f}", model="CLAP")
-                files["png"] = figures_lib.save_figure(fig, base + ".png")
+                files["png"] = plots.save(fig, base + ".png")
             rows.append(PromptResult(view.prompt, view.similarity, float(e.probabilities[i]), view.similarity_in,
                                      view.similarity_out, view.mask_mean, files))
         results.append(ZsClipResult(path, stem, wav, rows, concepts.get(path) if concepts else None))
@@ -143,15 +144,13 @@ def as_json(results: list[ZsClipResult], out: str) -> dict:
 
 
 def run_batches(explainer, batches, out: str, *, prompts, top_k: int, concepts: bool, size: int,
-                log: Callable[[str], None]) -> tuple[list[ZsClipResult], list]:
-    """Explains batches from ``lmac.explain._batches``; returns the results and the skipped files."""
-    results, skipped = [], []
-    for batch, bad in batches:
-        skipped += bad
-        if not batch:
-            continue
+                log: Callable[[str], None]) -> list[ZsClipResult]:
+    """Explains batches of good clips from ``lmac.explain._batches`` (which skips the bad files);
+    returns the results."""
+    results = []
+    for batch in batches:
         found = clip_concepts(explainer, [p for p, *_ in batch], top_k) if concepts else None
         for r in explain_clips(explainer, batch, out, prompts=prompts, top_k=top_k, concepts=found, size=size):
             results.append(r)
             log(r.line())
-    return results, skipped
+    return results

@@ -2,31 +2,22 @@
 
     fig = figures.mask_figure(explanation, explainer.classifier.spec.audio.spectrogram,
                               "dog_bark.wav: dog barking 0.97")
-    figures.save_figure(fig, "out/dog_bark.png")
+    plots.save(fig, "out/dog_bark.png")             # clap_jax.plots
 
 Three panels on the classifier's own STFT grid (time in s, frequency in kHz): the clip's
 linear-frequency log spectrogram (dB re its loudest bin) with the outline of the mask at half its
 peak drawn over it, the mask in [0, 1], and the spectrogram of the masked-in waveform (what the
-explanation says the classifier used, on the same dB scale, so removed energy shows as dark). matplotlib with the Agg
-backend: headless, no display needed. The spectrograms use ``clap_jax.frontend.stft`` itself.
+explanation says the classifier used, on the same dB scale, so removed energy shows as dark). Drawn with
+:mod:`clap_jax.plots` (matplotlib, headless). The spectrograms use ``clap_jax.frontend.stft`` itself.
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
-from clap_jax import frontend
+from clap_jax import frontend, plots
 from clap_jax.frontend import SpectrogramConfig
 
 DYNAMIC_RANGE_DB = 80.0
-
-
-def _pyplot():
-    import matplotlib
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-    return plt
 
 
 def log_spectrogram(wave: np.ndarray, cfg: SpectrogramConfig) -> np.ndarray:
@@ -59,7 +50,6 @@ def mask_figure(explanation, spectrogram_cfg: SpectrogramConfig, title: str, *,
     probability on the masked-in and masked-out input. ``model`` names what was explained in the
     third panel's title.
     """
-    plt = _pyplot()
     cfg = spectrogram_cfg
     mask = np.asarray(explanation.mask, np.float32)
     original = log_spectrogram(explanation.waveform, cfg)
@@ -78,9 +68,8 @@ def mask_figure(explanation, spectrogram_cfg: SpectrogramConfig, title: str, *,
                          f"masked-in {float(explanation.probabilities_in[k]):.2f}, "
                          f"masked-out {float(explanation.probabilities_out[k]):.2f}")
 
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.6), sharex=True, sharey=True, constrained_layout=True)
-    show = lambda ax, img, **kw: ax.imshow(img.T, origin="lower", aspect="auto", extent=extent,
-                                           interpolation="nearest", **kw)
+    fig, [axes] = plots.figure(1, 3, size=(16, 4.6), sharex=True, sharey=True)
+    show = lambda ax, img, **kw: plots.spectrogram_image(ax, img, extent=extent, **kw)
     im = show(axes[0], original, cmap="magma", vmin=vmin, vmax=vmax)
     axes[0].set_title("spectrogram")
     level = contour_level(mask)
@@ -104,11 +93,3 @@ def mask_figure(explanation, spectrogram_cfg: SpectrogramConfig, title: str, *,
     fig.suptitle(f"{title}\n{subtitle}" if subtitle else title, fontsize=12)
     return fig
 
-
-def save_figure(fig, path: str, dpi: int = 110) -> str:
-    """Writes ``fig`` as PNG to ``path`` (folders created) and closes it; returns ``path``."""
-    plt = _pyplot()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=dpi, format="png")
-    plt.close(fig)
-    return path

@@ -1,5 +1,5 @@
-"""Reports of ``lmac.evaluate``: markdown tables, the output files, and figures (matplotlib, Agg
-backend, imported only when a figure is written)::
+"""Reports of ``lmac.evaluate``: markdown tables, the output files, and figures (:mod:`clap_jax.plots`:
+matplotlib, headless, imported only when a figure is written)::
 
     results {protocol: {method: {metric: value}}}, sanity  -> results.md, results.json, sanity.json
 
@@ -18,14 +18,8 @@ import os
 
 import numpy as np
 
+from clap_jax import plots
 from lmac import metrics
-
-
-def _plt():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
 
 
 def _scaled(m: np.ndarray) -> np.ndarray:
@@ -35,13 +29,12 @@ def _scaled(m: np.ndarray) -> np.ndarray:
 
 def maps_figure(path: str, examples: dict) -> str:
     """Writes maps.png (see the module docstring); returns ``path``."""
-    plt = _plt()
     spec, maps = examples["spectrogram"], examples["maps"]
     names = list(maps)
     n = min(len(spec), *(len(m) for m in maps.values()))
     ref = "lmac" if "lmac" in names else names[0]
     cols = 2 + len(names)
-    fig, axes = plt.subplots(n, cols, figsize=(2.2 * cols, 2.0 * n), squeeze=False)
+    fig, axes = plots.figure(n, cols, size=(2.2 * cols, 2.0 * n), layout="tight")
     labels = examples.get("labels") or ()
     label = lambda k: labels[k] if k < len(labels) else str(k)
     for i in range(n):
@@ -51,39 +44,28 @@ def maps_figure(path: str, examples: dict) -> str:
         panels.append((f"true mask ({ref})", truth[i].astype(float) if truth is not None else np.zeros_like(spec[i]),
                        "gray"))
         for ax, (title, img, cmap) in zip(axes[i], panels):
-            ax.imshow(np.asarray(img).T, origin="lower", aspect="auto", cmap=cmap, interpolation="nearest")
+            plots.spectrogram_image(ax, img, cmap=cmap)
             ax.set_title(title, fontsize=7)
             ax.set_xticks([])
             ax.set_yticks([])
     fig.suptitle(f"explanation maps ({examples.get('protocol', '')})", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return plots.save(fig, path, dpi=100)
 
 
 def sanity_figure(path: str, result: dict) -> str:
     """Writes sanity.png: mean SSIM (± std over clips) to the original map against the number of
     re-initialised blocks, one line per method; returns ``path``."""
-    plt = _plt()
     steps = result["steps"]
     x = np.arange(len(steps))
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    for name, r in result["methods"].items():
-        mean = np.array([np.nan if v is None else v for v in r["ssim_mean"]], float)
-        std = np.array([np.nan if v is None else v for v in r["ssim_std"]], float)
-        ax.plot(x, mean, marker="o", label=name)
-        ax.fill_between(x, mean - std, mean + std, alpha=0.2)
+    as_array = lambda values: np.array([np.nan if v is None else v for v in values], float)
+    means = {name: as_array(r["ssim_mean"]) for name, r in result["methods"].items()}
+    stds = {name: as_array(r["ssim_std"]) for name, r in result["methods"].items()}
+    fig, [[ax]] = plots.figure(size=(7, 3.5))
+    plots.lines(ax, x, means, bands={n: (m - stds[n], m + stds[n]) for n, m in means.items()},
+                xlabel="re-initialised (cumulative, top-down)", ylabel="SSIM to the original map")
     ax.set_xticks(x, steps, rotation=30, fontsize=8)
-    ax.set_xlabel("re-initialised (cumulative, top-down)")
-    ax.set_ylabel("SSIM to the original map")
     ax.set_ylim(-0.1, 1.05)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return plots.save(fig, path, dpi=100)
 
 
 # ------------------------------------------------------------------ tables and files

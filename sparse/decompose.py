@@ -21,7 +21,7 @@ CLI::
 
     python -m sparse.decompose --audio=clip.wav,more_clips/ [--model=soundscapes-small] \
         [--vocabulary=soundscapes] [--lam=0.05 | --l0=10] [--top_k=5] [--out=concepts.jsonl|.csv] \
-        [--audio_mean=reference|inputs|none|mean.npy|FOLDER] [--center=false] \
+        [--audio_mean=auto|reference|inputs|none|mean.npy|FOLDER] [--center=false] \
         [--remove=rain] [--scale="beep=0.5"] [--save_weights=weights.npz] [--strict]
     python -m sparse.decompose --embeddings=emb.npz ...     # precomputed (n, d): .npy, or .npz
                                                             # with 'embeddings' [+ 'keys']
@@ -53,7 +53,7 @@ from sparse import checks
 from sparse import dictionary as dictionary_lib
 from sparse.dictionary import ConceptDictionary
 from sparse.records import RecordWriter, read_embeddings, write_rows  # noqa: F401 (public names)
-from sparse.solvers import METHODS, nonneg_lasso
+from sparse.lasso import METHODS, nonneg_lasso
 from sparse.sparsity import lambda_for_l0
 
 
@@ -64,7 +64,7 @@ class Decomposition:
     names: (c,) concepts. weights: (n, c) >= 0. recomposed: (n, d) SpLiCE recomposition.
     cosine: (n,) cos(recomposed, original embedding). l0: (n,) non-zero weights.
     l1: (n,) the penalty used. converged: (n,) solver KKT check passed. kkt: (n,) the solver's
-    scaled KKT residual (``sparse.solvers``; None for interventions).
+    scaled KKT residual (``sparse.lasso.problem``; None for interventions).
     """
     names: tuple[str, ...]
     weights: np.ndarray
@@ -127,16 +127,17 @@ def decompose(dictionary: ConceptDictionary, embeddings, l1=0.05, *, l0: float |
         if l0 is not None:
             if not 0 <= l0 <= len(dictionary):
                 raise ValueError(f"l0 must be between 0 and the number of concepts {len(dictionary)}, got {l0}")
-            lam, res = lambda_for_l0(dictionary.concepts, z, l0, method=method, tol=tol)
+            solver = dictionary.for_solver(method)                 # prepared once, kept with the dictionary
+            lam, res = lambda_for_l0(solver, z, l0, tol=tol)
             weights, converged, kkt, lam = res.weights, res.converged, res.kkt, np.full((n,), lam)
         else:
             lam = _check_l1(l1, n)
+            solver = dictionary.for_solver(method)
             starts = range(0, n, chunk_size)
             if progress:
                 import tqdm
                 starts = tqdm.tqdm(starts, desc="decompose", unit="chunk")
-            parts = [nonneg_lasso(dictionary.concepts, z[s:s + chunk_size], lam[s:s + chunk_size], method=method,
-                                  tol=tol) for s in starts]
+            parts = [nonneg_lasso(solver, z[s:s + chunk_size], lam[s:s + chunk_size], tol=tol) for s in starts]
             weights = np.concatenate([p.weights for p in parts])
             converged = np.concatenate([p.converged for p in parts])
             kkt = np.concatenate([p.kkt for p in parts])
@@ -232,9 +233,10 @@ def _check_args(*, lam, l0, top_k, batch_size, method, out, save_weights, audio_
             raise ValueError("audio_mean=none needs center=False")
         if audio_mean.endswith(".npy") and not os.path.exists(audio_mean):
             raise FileNotFoundError(f"--audio_mean={audio_mean}: no such audio-mean file")
-        if audio_mean not in ("reference", "inputs") and not audio_mean.endswith(".npy") \
+        if audio_mean not in ("auto", "reference", "inputs") and not audio_mean.endswith(".npy") \
                 and not os.path.isdir(audio_mean):
-            raise ValueError(f"--audio_mean={audio_mean!r}: expected reference, inputs, none, a .npy file or a folder")
+            raise ValueError(f"--audio_mean={audio_mean!r}: expected auto, reference, inputs, none, a .npy file "
+                             "or a folder")
 
 
 def _embedding_batches(z_in, keys, skips):
@@ -254,7 +256,7 @@ def _embedding_batches(z_in, keys, skips):
 
 
 def run(model, *, audio=(), embeddings=None, vocabulary="soundscapes", vocabulary_size=None, lam=0.05, l0=None,
-        top_k=5, out=None, audio_mean="reference", center=True, remove=(), scale=(), save_weights=None,
+        top_k=5, out=None, audio_mean="auto", center=True, remove=(), scale=(), save_weights=None,
         method="working_set", batch_size=32, cache_dir=None, progress=True, strict=False, skips=None) -> list[dict]:
     """What ``python -m sparse.decompose`` does (flags of the same names); ``model`` is a
     ``clap_jax.Clap`` or a model directory / bundled name. Returns the output records.
@@ -295,7 +297,7 @@ def run(model, *, audio=(), embeddings=None, vocabulary="soundscapes", vocabular
     else:
         batches = ((([paths[i] for i in idx]), z, silent)
                    for idx, z, silent in embed.iter_files(model, paths, batch_size, skips, progress))
-    whole = l0 is not None or (center and audio_mean == "inputs")
+    whole = l0 is not None or (center and embed.uses_inputs(audio_mean, model))
     if center and not whole:
         concepts = concepts.with_audio_mean(
             embed.resolve_audio_mean(audio_mean, model, None, cache_dir, batch_size, progress))
@@ -361,7 +363,8 @@ def _define_flags():
     flags.DEFINE_integer("top_k", 5, "Concepts listed per clip.")
     flags.DEFINE_string("out", None, "Output .jsonl or .csv (default: JSONL on standard output), one record per "
                         "clip, each flushed as written.")
-    flags.DEFINE_string("audio_mean", "reference", "reference | inputs | none | a .npy file | an audio folder "
+    flags.DEFINE_string("audio_mean", "auto", "auto (a bundled model's shipped mean, else the inputs' own) | "
+                        "reference | inputs | none | a .npy file | an audio folder | an extraction folder "
                         "(see sparse.embed.resolve_audio_mean).")
     flags.DEFINE_boolean("center", True, "SpLiCE mean-centring of concepts and audio.")
     flags.DEFINE_list("remove", [], "Intervention: concepts to remove before recomposing.")

@@ -121,6 +121,7 @@ class ConceptDictionary:
     audio_mean: np.ndarray | None = None
     center: bool = True
     source: str = "concepts"
+    _solvers: dict = dataclasses.field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def dim(self) -> int:
@@ -160,6 +161,15 @@ class ConceptDictionary:
             raise ValueError(f"{self.source}: embedding row(s) {', '.join(map(str, same[:5]))} equal the audio "
                              "mean, nothing is left after centring (is the mean computed from these clips alone?)")
         return l2_normalize(z)
+
+    def for_solver(self, method: str = "working_set"):
+        """``concepts`` prepared for ``sparse.nonneg_lasso`` with ``method``
+        (``sparse.lasso.prepare``: on the devices, with the method's precomputation), made on
+        the first call and kept with this dictionary, so repeated decompositions reuse it."""
+        if method not in self._solvers:
+            from sparse.lasso import prepare
+            self._solvers[method] = prepare(self.concepts, method)
+        return self._solvers[method]
 
     def recompose(self, weights) -> np.ndarray:
         """Weights (n, c) -> embeddings (n, d) in the model's audio space (module docstring)."""

@@ -21,8 +21,8 @@ What is computed, on the audio embeddings z of the dataset's clips:
   cosine with the caption embeddings (text->audio: one relevant clip per caption; audio->text:
   all of the clip's captions are relevant, AP@10 divided by min(#relevant, 10));
 * a lambda sweep (``--lams``): lambda, mean L0, mean cosine(z_hat, z), accuracy / R@1 per lambda,
-  as ``sweep.csv``, a Markdown table and a plot ``sweep.svg`` (accuracy and cosine against
-  lambda, the dense accuracy dashed);
+  as ``sweep.csv``, a Markdown table and a plot ``sweep.png`` (mean L0, and accuracy / R@1 and
+  cosine against lambda on a log scale, the dense value dashed; :mod:`clap_jax.plots`);
 * the main table at ``--lam`` (the paper's 0.05) and, with ``--l0_fraction`` (default 0.0475 =
   95 / 2000, the paper's sparsity as a fraction of its vocabulary), at the lambda whose mean
   L0 is that fraction of this vocabulary (found by ``sparse.lambda_for_l0``);
@@ -32,7 +32,7 @@ What is computed, on the audio embeddings z of the dataset's clips:
 The audio mean of the SpLiCE centring is ``--audio_mean=dataset`` by default: the mean of the
 evaluated clips' embeddings (no labels used), like SpLiCE's dataset means. Dataset embeddings
 are cached (``--cache_dir``) by model, dataset and clip keys. Outputs go to ``--out``:
-``results.json``, ``sweep.csv``, ``sweep.svg``, ``profiles.md``, ``profiles.json``, ``report.md``.
+``results.json``, ``sweep.csv``, ``sweep.png``, ``profiles.md``, ``profiles.json``, ``report.md``.
 """
 from __future__ import annotations
 
@@ -191,22 +191,6 @@ def dataset_embeddings(model, data: datasets.Dataset, cache_dir=None, batch_size
     return z
 
 
-def extracted_dataset(directory: str, model) -> tuple[datasets.Dataset, np.ndarray]:
-    """A ``clap_jax.extract`` folder -> its dataset (records with labels and captions from the
-    index) and audio embeddings (n, d); refused if another model extracted it."""
-    from clap_jax import shards
-    from clap_jax.data import readers
-    ids, emb, rows = shards.read(directory)
-    job = shards.read_json(os.path.join(directory, "job.json"))
-    if job["model_fingerprint"] != model.fingerprint:
-        raise ValueError(f"--embeddings={directory}: extracted with model {job['model']!r}, not the model given")
-    classes = job.get("classes", [])
-    index = {c: i for i, c in enumerate(classes)}
-    records = [readers.Record(key=r["id"], path=r["path"], label=index.get(r["label"]), labels=tuple(r["labels"]),
-                              captions=tuple(r["captions"])) for r in rows]
-    return datasets.Dataset(records, classes, f"{job['dataset']} (extracted to {directory})"), np.asarray(emb)
-
-
 def evaluate_dataset(model, data: datasets.Dataset, vocabulary, *, prompt: str = PROMPT, audio_mean: str = "dataset",
                      center: bool = True, cache_dir=None, batch_size: int = 32, progress: bool = True,
                      model_name: str | None = None, audio: np.ndarray | None = None, **kwargs) -> dict:
@@ -274,57 +258,26 @@ def profiles_table(profiles: dict[str, list]) -> str:
     return "\n".join(lines)
 
 
-def sweep_svg(sweep: list[Row], dense: Row, title: str = "") -> str:
-    """A small SVG line plot against lambda (log scale): concept accuracy (or T→A R@1),
-    cos(ẑ, z), and the dense accuracy (dashed); mean L0 written at each point. The y axis spans
-    [lo, 1] with lo a multiple of 0.1 below every value."""
-    metric = "accuracy" if sweep[0].accuracy is not None else "t2a_R1"
-    value = (lambda r: r.accuracy) if metric == "accuracy" else (lambda r: r.retrieval["t2a_R1"])
-    dense_v = dense.accuracy if metric == "accuracy" else dense.retrieval["t2a_R1"]
-    W, H, L, R, T, B = 600, 400, 60, 20, 50, 100          # plot area: x in [L, W - R], y in [T, H - B]
-    lams = np.array([r.lam for r in sweep])
-    lx = np.log10(lams)
-    x0, x1 = lx.min(), (lx.max() if lx.max() > lx.min() else lx.min() + 1)
-    values = [value(r) for r in sweep] + [r.cosine for r in sweep] + [dense_v]
-    lo = max(0.0, np.floor(min(values) * 10 - 1e-9) / 10 - 0.1)
-    px = lambda v: L + (np.log10(v) - x0) / (x1 - x0) * (W - L - R)
-    py = lambda v: T + (1 - v) / (1 - lo) * (H - T - B)
-    lines = textwrap.wrap(title, 90)[:2]
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="11">',
-           f'<rect width="{W}" height="{H}" fill="white"/>']
-    out += [f'<text x="{W / 2}" y="{16 + 14 * i}" text-anchor="middle" font-size="12">{_xml(t)}</text>'
-            for i, t in enumerate(lines)]
-    for v in np.linspace(lo, 1, int(round((1 - lo) / 0.1)) + 1):             # y grid and labels
-        out.append(f'<line x1="{L}" x2="{W - R}" y1="{py(v):.1f}" y2="{py(v):.1f}" stroke="#ddd"/>')
-        out.append(f'<text x="{L - 6}" y="{py(v) + 4:.1f}" text-anchor="end">{v:.1f}</text>')
-    for lam in lams:                                                          # x ticks
-        out.append(f'<text x="{px(lam):.1f}" y="{H - B + 16}" text-anchor="middle">{lam:g}</text>')
-    out.append(f'<text x="{(L + W - R) / 2}" y="{H - B + 34}" text-anchor="middle">λ (L1 penalty, log scale); '
-               f'grey numbers: mean L0</text>')
-    out.append(f'<line x1="{L}" x2="{W - R}" y1="{H - B}" y2="{H - B}" stroke="black"/>')
-    out.append(f'<line x1="{L}" x2="{L}" y1="{T}" y2="{H - B}" stroke="black"/>')
-    out.append(f'<line x1="{L}" x2="{W - R}" y1="{py(dense_v):.1f}" y2="{py(dense_v):.1f}" stroke="#1f77b4" '
-               f'stroke-dasharray="5,4"/>')
-    for ys, color in (([value(r) for r in sweep], "#1f77b4"), ([r.cosine for r in sweep], "#d62728")):
-        pts = " ".join(f"{px(lam):.1f},{py(v):.1f}" for lam, v in zip(lams, ys))
-        out.append(f'<polyline points="{pts}" fill="none" stroke="{color}" stroke-width="2"/>')
-        out += [f'<circle cx="{px(lam):.1f}" cy="{py(v):.1f}" r="3" fill="{color}"/>' for lam, v in zip(lams, ys)]
-    out += [f'<text x="{px(r.lam):.1f}" y="{py(value(r)) - 8:.1f}" text-anchor="middle" fill="#777">{r.l0:.0f}</text>'
-            for r in sweep]
-    label = "zero-shot accuracy" if metric == "accuracy" else "T→A R@1"
-    legend = [(f"concepts: {label}", "#1f77b4", ""), (f"dense: {label}", "#1f77b4", ' stroke-dasharray="5,4"'),
-              ("cos(ẑ, z)", "#d62728", "")]
-    for i, (text, color, dash) in enumerate(legend):                         # one row under the axis label
-        x = L + i * (W - L - R) / 3
-        y = H - 24
-        out.append(f'<line x1="{x:.1f}" x2="{x + 24:.1f}" y1="{y}" y2="{y}" stroke="{color}" stroke-width="2"{dash}/>')
-        out.append(f'<text x="{x + 30:.1f}" y="{y + 4}">{_xml(text)}</text>')
-    out.append("</svg>")
-    return "\n".join(out) + "\n"
-
-
-def _xml(s: str) -> str:
-    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+def sweep_plot(path: str, sweep: list[Row], dense: Row, title: str = "") -> str:
+    """Writes the λ sweep as a PNG (λ on a log scale): mean L0 against λ, and the concepts'
+    accuracy and/or T→A R@1 and cos(ẑ, z) against λ with the dense value of each metric as a dashed
+    line; returns ``path``."""
+    from clap_jax import plots
+    lams = [r.lam for r in sweep]
+    series, baselines = {}, {}
+    for label, get in (("zero-shot accuracy", lambda r: r.accuracy),
+                       ("T→A R@1", lambda r: (r.retrieval or {}).get("t2a_R1"))):
+        if get(dense) is not None:
+            series[f"concepts: {label}"] = [get(r) for r in sweep]
+            baselines[f"concepts: {label}"] = (f"dense: {label}", get(dense))
+    series["cos(ẑ, z)"] = [r.cosine for r in sweep]
+    fig, [[ax_l0, ax_m]] = plots.figure(1, 2, size=(11, 4.2))
+    plots.lines(ax_l0, lams, {"mean L0": [r.l0 for r in sweep]}, logx=True, xlabel="λ (L1 penalty)",
+                ylabel="mean L0 (concepts per clip)", title="sparsity", legend=False)
+    plots.lines(ax_m, lams, series, baselines=baselines, logx=True, xlabel="λ (L1 penalty)", ylabel="score",
+                title="concepts vs dense")
+    fig.suptitle("\n".join(textwrap.wrap(title, 110)[:2]), fontsize=10)
+    return plots.save(fig, path)
 
 
 def _as_json(result: dict) -> dict:
@@ -355,8 +308,7 @@ def write_outputs(result: dict, out_dir: str, title: str) -> None:
             f.write(",".join(_fmt(v, ".6g") for v in (r.lam, r.l0, r.cosine, r.accuracy, r.accuracy_std,
                                                       m.get("t2a_R1"), m.get("t2a_mAP10"), m.get("a2t_R1"),
                                                       m.get("a2t_mAP10"))) + "\n")
-    with open(os.path.join(out_dir, "sweep.svg"), "w") as f:
-        f.write(sweep_svg(result["sweep"], result["main"][0], title))
+    sweep_plot(os.path.join(out_dir, "sweep.png"), result["sweep"], result["main"][0], title)
     if result.get("profiles"):
         with open(os.path.join(out_dir, "profiles.json"), "w") as f:
             json.dump(result["profiles"], f, indent=1, ensure_ascii=False)
@@ -390,7 +342,7 @@ def _define_flags():
     flags.DEFINE_integer("top_k", 5, "Concepts per class profile.")
     flags.DEFINE_integer("batch_size", 32, "Clips per audio-encoder batch.")
     flags.DEFINE_string("cache_dir", None, "Cache of embeddings (default: see sparse.dictionary).")
-    flags.DEFINE_string("out", None, "Output folder (results.json, sweep.csv, sweep.svg, profiles, report.md).")
+    flags.DEFINE_string("out", None, "Output folder (results.json, sweep.csv, sweep.png, profiles, report.md).")
 
 
 def main(argv):
@@ -405,7 +357,7 @@ def main(argv):
     rate = model.spec.audio.spectrogram.sample_rate
     audio = None
     if F.embeddings:
-        data, audio = extracted_dataset(F.embeddings, model)
+        data, audio = datasets.extracted_dataset(F.embeddings, model)
     else:
         data = datasets.from_flags(rate)
     vocab = load_vocabulary(F.vocabulary, F.vocabulary_size)

@@ -4,8 +4,9 @@ r"""Do the top concepts of a mixture name each of its events?
 
 For each pair of soundscapes classes, ``--clips`` corpus clips holding exactly those two events
 (levels, onsets and backgrounds drawn as in training) are embedded and decomposed on the
-``soundscapes`` vocabulary, centred with the reference audio mean of ``sparse.decompose``
-(:func:`sparse.embed.reference_audio_mean`: corpus clips of 1-3 events). The Markdown
+``soundscapes`` vocabulary, centred with the audio mean of corpus clips of 1-3 events
+(:func:`sparse.embed.soundscapes_audio_mean`: for the bundled model, the mean it ships and
+``sparse.decompose`` uses by default; for any model, audio like the clips studied). The Markdown
 table gives, per pair and λ, the fraction of clips whose top-k concepts name the first event,
 the second, and both, next to the same fractions for the dense embedding's top-k zero-shot
 classes ("This is a sound of {label}."). A second table does the same over held-out corpus clips
@@ -124,6 +125,8 @@ def _define_flags():
     flags.DEFINE_integer("clips", 20, "Clips per pair.")
     flags.DEFINE_integer("seed", 40000, "Clip i of a pair is clip 0 of seed + i.")
     flags.DEFINE_integer("top_k", 5, "Concepts / classes per clip.")
+    flags.DEFINE_integer("corpus_seed", 10001, "Seed of the corpus clips (10001 validation, 90001 test; "
+                         "clap_jax.data.splits).")
     flags.DEFINE_integer("corpus_clips", 300, "Held-out corpus clips (1-3 events) for the event recall; 0: skip.")
 
 
@@ -136,11 +139,11 @@ def main(argv):
         if len(p) != 2 or any(c not in soundscapes.CLASS_IDS for c in p):
             sys.exit(f"--pairs: {'+'.join(p)!r} is not two soundscapes class ids joined by '+'")
     model = clap_jax.load(f.model)
-    concepts = dictionary.build(model, "soundscapes", audio_mean=embed.reference_audio_mean(model))
+    concepts = dictionary.build(model, "soundscapes", audio_mean=embed.soundscapes_audio_mean(model))
     lams = [float(x) for x in f.lams]
     print(table(evaluate_pairs(model, concepts, pairs, lams, f.clips, f.top_k, f.seed), f.top_k))
     if f.corpus_clips:
-        by_lam, dense = event_recall(model, concepts, lams, f.corpus_clips, f.top_k)
+        by_lam, dense = event_recall(model, concepts, lams, f.corpus_clips, f.top_k, f.corpus_seed)
         head = "| dense classes | " + " | ".join(f"concepts λ={lam:g}" for lam in lams) + " |"
         print(f"\nEvents of {f.corpus_clips} corpus clips (1-3 events) named by the top {f.top_k}:\n")
         print("\n".join([head, "|---" * (len(lams) + 1) + "|",

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from sparse.solvers import LassoResult, nonneg_lasso
+from sparse.lasso import LassoResult, PreparedDictionary, nonneg_lasso, prepare
+from sparse.lasso.problem import solver_dtype
 
 
 def _lam_max(dictionary, embeddings):
@@ -21,7 +22,7 @@ def _lam_max(dictionary, embeddings):
 
 
 def lambda_for_l0(dictionary, embeddings, target_l0, per_example=False, *, l0_tol=0.5,
-                  max_steps=40, lam_range=None, method="working_set", tol=1e-6, **kwargs):
+                  max_steps=40, lam_range=None, method=None, tol=1e-6, **kwargs):
     """Bisect lam (on a log scale) so that L0 hits target_l0.
 
     Without ``lam_range`` the search comes down from lam_max = 2 max_i (C z)_i (where
@@ -30,7 +31,8 @@ def lambda_for_l0(dictionary, embeddings, target_l0, per_example=False, *, l0_to
     working sets (and the time) small.
 
     Args:
-      dictionary: (c, d) concepts as rows. embeddings: (n, d).
+      dictionary: (c, d) concepts as rows, or a ``sparse.lasso.PreparedDictionary`` (reused;
+        a plain array is prepared once for all the steps). embeddings: (n, d).
       target_l0: wanted number of non-zero weights (mean over the examples, or for every
         example when per_example=True).
       per_example: one lam per example, all bisected together (vectorized), instead of
@@ -39,15 +41,20 @@ def lambda_for_l0(dictionary, embeddings, target_l0, per_example=False, *, l0_to
       max_steps: solves at most. Each example keeps the lam whose L0 came closest to
         the target (ties: the larger lam, i.e. the sparser solution).
       lam_range: optional (low, high) bracket, numbers or (n,) arrays.
-      method, tol, **kwargs: passed to sparse.nonneg_lasso.
+      method, tol, **kwargs: passed to sparse.nonneg_lasso (rho and gram: to
+        sparse.lasso.prepare for a plain array).
     Returns:
       (lam, result): lam is a float, or (n,) when per_example; result is the
       LassoResult at that lam.
     """
     if target_l0 < 0:
         raise ValueError(f"target_l0 must be >= 0, got {target_l0}")
-    C = np.asarray(dictionary)
     Z = np.asarray(embeddings)
+    if not isinstance(dictionary, PreparedDictionary):
+        C = np.asarray(dictionary)
+        dictionary = prepare(C, method or "working_set", dtype=solver_dtype(C, Z),
+                             rho=kwargs.pop("rho", 1.0), gram=kwargs.pop("gram", None))
+    C = dictionary.host
     n = Z.shape[0]
     if lam_range is None:
         lam_max = np.maximum(_lam_max(C, Z), 1e-12)
@@ -64,7 +71,7 @@ def lambda_for_l0(dictionary, embeddings, target_l0, per_example=False, *, l0_to
     init = None
     for _ in range(max_steps):
         mid = np.where(lo > 0, np.sqrt(lo * hi), hi / 4)
-        res = nonneg_lasso(C, Z, mid, method=method, tol=tol, init=init, **kwargs)
+        res = nonneg_lasso(dictionary, Z, mid, method=method, tol=tol, init=init, **kwargs)
         init = res.weights
         l0 = res.l0.astype(np.float64)
         too_dense = (l0 > target_l0) if per_example else np.full(n, l0.mean() > target_l0)

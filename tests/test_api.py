@@ -126,6 +126,36 @@ def test_fusion_crop_modes_are_deterministic():
     np.testing.assert_array_equal(a.starts, pipeline.prepare([(x, 48000)], cfg).starts)
     r1 = pipeline.prepare([(x, 48000)], cfg, crop="random", seed=1).starts
     np.testing.assert_array_equal(r1, pipeline.prepare([(x, 48000)], cfg, crop="random", seed=1).starts)
+    # 150000 samples: 313 frames, 101 per crop, so starts 0..212 in thirds [0, 70], [71, 141], [142, 212]
+    # (LAION's np.array_split of range(total - chunk + 1)); the centre rule takes each third's middle.
+    assert a.starts.tolist() == [[35, 106, 177]]
+    drawn = np.array([pipeline.prepare([(x, 48000)], cfg, crop="random", seed=s).starts[0] for s in range(40)])
+    for third, (lo, hi) in enumerate([(0, 70), (71, 141), (142, 212)]):
+        assert drawn[:, third].min() >= lo and drawn[:, third].max() <= hi, third
+        assert len(set(drawn[:, third])) > 20, third                  # different seeds, different starts
+    assert (drawn != a.starts[0]).any(axis=1).all()                    # no draw is the centre crop
+
+
+def test_random_crop_starts_are_in_range_and_not_the_centre():
+    """Non-fusion ``crop='random'``: the batch holds the window at the drawn start, which lies in
+    [0, n - clip_samples], differs from the centre crop and from seed to seed."""
+    from clap_jax import pipeline
+    cfg = AudioConfig(clip_samples=48000, quantize_int16=False)
+    x = (0.1 * np.random.default_rng(4).standard_normal(60000)).astype(np.float32)
+    centre = pipeline.prepare([(x, 48000)], cfg)
+    assert centre.crops.tolist() == [6000]
+    np.testing.assert_array_equal(centre.waves[0], x[6000:54000])
+    starts = []
+    for seed in range(30):
+        b = pipeline.prepare([(x, 48000)], cfg, crop="random", seed=seed)
+        s = int(b.crops[0])
+        assert 0 <= s <= 60000 - 48000
+        np.testing.assert_array_equal(b.waves[0], x[s:s + 48000])
+        starts.append(s)
+    assert len(set(starts)) == 30 and 6000 not in starts
+    # A sequence of seeds gives each clip its own draw: the same clip twice, two different starts.
+    pair = pipeline.prepare([(x, 48000), (x, 48000)], cfg, crop="random", seed=[0, 1]).crops
+    assert pair.tolist() == [starts[0], starts[1]]
 
 
 MSCLAP_SMALL = ClapSpec(

@@ -1,8 +1,9 @@
 """Commands over many inputs with a corpus of malformed audio (issue items 1, 4, 6, 9):
-``clap_jax.classify``, ``sparse.decompose``, ``clap_jax.extract``, ``lmac.explain`` and
-``lmac.evaluate`` skip each bad file with one
-line naming it, count it, write every good file's result as it is produced, stop with
-``--strict``, refuse user mistakes in one line before any work, and never print a traceback."""
+``clap_jax.classify``, ``sparse.decompose``, ``sparse.evaluate``, ``clap_jax.extract``,
+``lmac.explain`` and ``lmac.evaluate`` skip each bad file with one line naming it, count it,
+write every good file's result as it is produced (a SIGKILL in the middle leaves every
+finished record readable), stop with ``--strict``, refuse user mistakes in one line before any
+work, and never print a traceback. (Training readers: tests/test_train_data.py.)"""
 from __future__ import annotations
 
 import json
@@ -140,29 +141,56 @@ def test_decompose_user_errors_are_one_line_before_any_work(corpus, tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-def test_a_killed_decomposition_keeps_every_finished_record(tmp_path, corpus):
-    clips = tmp_path / "many"
-    os.makedirs(clips)
+def many_clips(root, n=40):
+    os.makedirs(root, exist_ok=True)
     rng = np.random.default_rng(1)
-    for i in range(40):
-        sf.write(clips / f"clip{i:02d}.wav", (0.2 * rng.standard_normal(SR)).astype(np.float32), SR)
-    out = tmp_path / "partial.jsonl"
-    proc = subprocess.Popen([sys.executable, "-m", "sparse.decompose", f"--audio={clips}", f"--out={out}",
-                             "--center=false", "--batch_size=2", f"--cache_dir={corpus / 'cache'}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        if out.exists() and len(out.read_bytes().splitlines()) >= 4:
-            break
+    for i in range(n):
+        sf.write(root / f"clip{i:02d}.wav", (0.2 * rng.standard_normal(SR)).astype(np.float32), SR)
+    return root
+
+
+def kill_when(args, ready, stdout=None, timeout=300):
+    """Runs ``python -m args``, SIGKILLs it as soon as ``ready()`` (polled), returns once dead;
+    fails if it finished on its own (then nothing was tested)."""
+    proc = subprocess.Popen([sys.executable, "-m", *args], stdout=stdout or subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None and not ready():
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    text = out.read_text()
-    finished = text.splitlines() if text.endswith("\n") else text.splitlines()[:-1]
-    assert proc.returncode == -signal.SIGKILL and 4 <= len(finished) < 40      # killed in the middle
+    assert proc.returncode == -signal.SIGKILL, f"{args[0]} finished before it was killed"
+
+
+def finished_lines(path) -> list[str]:
+    """Complete lines of a file a killed process was writing (a last partial line dropped)."""
+    text = path.read_text() if path.exists() else ""
+    return text.splitlines() if text.endswith("\n") else text.splitlines()[:-1]
+
+
+def test_a_killed_decomposition_keeps_every_finished_record(tmp_path, corpus):
+    clips = many_clips(tmp_path / "many")
+    out = tmp_path / "partial.jsonl"
+    kill_when(["sparse.decompose", f"--audio={clips}", f"--out={out}", "--center=false", "--batch_size=2",
+               f"--cache_dir={corpus / 'cache'}"], lambda: len(finished_lines(out)) >= 4)
+    finished = finished_lines(out)
+    assert 4 <= len(finished) < 40                                  # killed in the middle
     for line in finished:
         rec = json.loads(line)
         assert rec["key"].startswith(str(clips)) and rec["top"] and "converged" in rec
+
+
+def test_a_killed_classification_keeps_every_printed_line(tmp_path):
+    clips = many_clips(tmp_path / "many")
+    out = tmp_path / "stdout.txt"
+    with open(out, "w") as f:
+        kill_when(["clap_jax.classify", f"--audio={clips}", "--batch_size=2"],
+                  lambda: len(finished_lines(out)) >= 4, stdout=f)
+    finished = finished_lines(out)
+    assert 4 <= len(finished) < 40
+    for line in finished:
+        name, top = line.split(": ", 1)
+        assert name.startswith("clip") and name.endswith(".wav") and len(top.split(", ")) == 3, line
 
 
 def test_extract_skips_bad_files_and_lists_them_in_the_manifest(corpus, tmp_path):

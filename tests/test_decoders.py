@@ -195,7 +195,7 @@ def test_config_json_round_trip():
                 decoders.DecoderConfig.for_htsat(SMALL_HTSAT, SMALL_SPEC, dim=16, n_freq=257)):
         back = decoders.DecoderConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
         assert back == cfg and hash(back) == hash(cfg)
-    with pytest.raises(ValueError, match="unknown DecoderConfig fields"):
+    with pytest.raises(ValueError, match=r"DecoderConfig: unknown fields \['width'\]"):
         decoders.DecoderConfig.from_dict({"kind": "cnn14_psi", "width": 3})
     with pytest.raises(ValueError, match="unknown decoder kind"):
         decoders.DecoderConfig(kind="unet")

@@ -10,7 +10,6 @@ import csv
 import json
 import os
 import types
-import xml.etree.ElementTree as ET
 import zlib
 
 import numpy as np
@@ -225,10 +224,25 @@ def test_audio_mean_sources(tmp_path):
         sf.write(tmp_path / "wavs" / f"{i}.wav", np.full(100, 0.1 * i, np.float32), 16000)
     m = embed.resolve_audio_mean(str(tmp_path / "wavs"), model, cache_dir=str(tmp_path / "cache"), batch_size=2)
     assert m.shape == (D,)
-    with pytest.raises(ValueError, match="expected reference, inputs, none"):
+    with pytest.raises(ValueError, match="expected auto, reference, inputs, none"):
         embed.resolve_audio_mean("bogus", model)
     with pytest.raises(ValueError, match="at least 2 embeddings"):
         dictionary.audio_mean(z[:1])
+
+
+def test_audio_mean_auto_uses_a_shipped_mean_or_the_inputs_never_synthetic_clips():
+    """A model without a shipped mean (any converted CLAP) is centred on its own inputs, with a
+    warning; ``reference`` is refused for it; a model that ships one (the bundled) uses it."""
+    model = FakeClap()
+    z = np.random.default_rng(1).standard_normal((6, D))
+    assert embed.uses_inputs("auto", model)
+    with pytest.warns(UserWarning, match="mean of the 6 decomposed inputs"):
+        np.testing.assert_allclose(embed.resolve_audio_mean("auto", model, z), unit(z).mean(0), atol=1e-6)
+    with pytest.raises(ValueError, match="ships no reference audio mean"):
+        embed.resolve_audio_mean("reference", model)
+    model.reference_audio_mean = unit(np.ones(D)).astype(np.float32)
+    assert not embed.uses_inputs("auto", model)
+    np.testing.assert_array_equal(embed.resolve_audio_mean("auto", model, z), model.reference_audio_mean)
 
 
 def test_small_model_end_to_end(tmp_path, roberta_tokenizer_dir):
@@ -298,9 +312,13 @@ def test_evaluate_embeddings_tables_profiles_and_plot(tmp_path):
                                                                                   "a2t_mAP10"}
     assert set(out["profiles"]) == {"a", "b", "c", "e"} and all(len(v) <= 5 for v in out["profiles"].values())
     evaluate.write_outputs(out, str(tmp_path), "test")
-    assert {"results.json", "sweep.csv", "sweep.svg", "profiles.md", "profiles.json", "report.md"} <= set(
+    assert {"results.json", "sweep.csv", "sweep.png", "profiles.md", "profiles.json", "report.md"} <= set(
         os.listdir(tmp_path))
-    ET.parse(tmp_path / "sweep.svg")                                           # well-formed XML
+    from matplotlib import image
+    png = image.imread(tmp_path / "sweep.png")                                 # (h, w, RGBA) in [0, 1]
+    assert png.ndim == 3 and png.shape[2] in (3, 4) and png.shape[0] > 300 and png.shape[1] > 800, png.shape
+    ink = (png[..., :3] < 0.9).any(axis=2)                                     # not white
+    assert 0.01 < ink.mean() < 0.5 and len(np.unique(png[..., :3].reshape(-1, 3), axis=0)) > 50
     report = (tmp_path / "report.md").read_text()
     assert "| dense |" in report and "λ sweep" in report and "T→A R@1" in report
     assert len(open(tmp_path / "sweep.csv").readlines()) == 4
@@ -334,6 +352,14 @@ def bundled():
 
 
 @needs_bundled
+def test_bundled_model_ships_the_soundscapes_audio_mean(bundled):
+    """``audio_mean.npy`` of soundscapes-small is the mean of the 256 reference corpus clips."""
+    model = bundled[0]
+    np.testing.assert_allclose(model.reference_audio_mean, embed.soundscapes_audio_mean(model, cache_dir=False),
+                               atol=1e-6)
+
+
+@needs_bundled
 def test_bundled_beep_and_rain_clips_show_beep_and_rain_concepts(bundled):
     """20 corpus clips of exactly a (mid) beep and rain (levels and onsets as in training),
     decomposed as ``sparse.decompose`` does by default (reference mean of corpus clips): most
@@ -343,7 +369,7 @@ def test_bundled_beep_and_rain_clips_show_beep_and_rain_concepts(bundled):
     siren clips (0.25 at lambda 0.15)."""
     from sparse import mixtures
     model = bundled[0]
-    concepts = dictionary.build(model, "soundscapes", audio_mean=embed.reference_audio_mean(model, cache_dir=False),
+    concepts = dictionary.build(model, "soundscapes", audio_mean=embed.resolve_audio_mean("auto", model),
                                 cache_dir=False)
     rows = mixtures.evaluate_pairs(model, concepts, [("mid_beep", "rain")], [0.05, 0.15], clips=20)
     for row in rows:

@@ -2,6 +2,7 @@
 quiet output, the figure; and the default run on the bundled explainer and examples."""
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -132,12 +133,28 @@ def test_explain_files_makes_one_explain_call_per_batch_of_one_shape(tiny, tmp_p
                         lambda waves, rates, **kw: calls.append(len(waves)) or real(waves, rates, **kw))
     paths = cli_errors.audio_paths([str(tiny.audio), str(tiny.audio / GOOD[0])])
     assert len(paths) == 4
-    results, skipped = explain.explain_files(loaded, paths, str(tmp_path), batch_size=2, figures=False,
-                                             log=lambda s: None, warn=lambda s: None)
+    stream = io.StringIO()
+    results, skips = explain.explain_files(loaded, paths, str(tmp_path), batch_size=2, figures=False,
+                                           log=lambda s: None, skips=cli_errors.Skips("lmac.explain", stream=stream))
     assert calls == [2, 2]
     assert [r.stem for r in results] == ["chirp", "tone", "tone-2"]          # a repeated name is not overwritten
-    assert [os.path.basename(s.path) for s in skipped] == ["bad.wav"]
+    assert [os.path.basename(p) for p in skips.reasons()] == ["bad.wav"]
+    assert stream.getvalue().startswith(f"lmac.explain: skipped {tiny.audio / 'bad.wav'}: "), stream.getvalue()
     assert all(os.path.exists(tmp_path / f"{r.stem}.in.wav") for r in results)
+
+
+def test_a_bad_file_is_named_once_however_many_explainers_read_it(tiny):
+    """Each explainer reads the clips again; the shared Skips names and counts a bad file once."""
+    stream = io.StringIO()
+    skips = cli_errors.Skips("lmac.explain", stream=stream)
+    paths = cli_errors.audio_paths([str(tiny.audio)])
+    for _ in range(2):
+        batches = list(explain._batches(paths, explain.unique_stems(paths), 8, skips))
+        assert [len(b) for b in batches] == [2]
+    assert len(skips) == 1 and stream.getvalue().count("lmac.explain: skipped ") == 1, stream.getvalue()
+    assert skips.exit_code(2) == cli_errors.PARTIAL
+    with pytest.raises(cli_errors.InputError, match=r"bad\.wav: .* \(stopped by --strict\)"):
+        list(explain._batches(paths, explain.unique_stems(paths), 8, cli_errors.Skips("lmac.explain", True)))
 
 
 def test_mask_figure_has_three_panels_and_colour_bars():

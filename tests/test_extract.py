@@ -179,7 +179,7 @@ def test_downstream_commands_read_an_extraction_folder(full_run):
     import clap_jax
     from sparse import decompose as decompose_mod
     from sparse import embed
-    from sparse.evaluate import extracted_dataset
+    from clap_jax.data.datasets import extracted_dataset
     out, _ = full_run
     model = clap_jax.load("soundscapes-small")
     ids, emb, rows = extract.read(out)

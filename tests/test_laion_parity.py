@@ -2,6 +2,8 @@
 weights, through a self-made LAION-format ``.pt`` and our converter (clap_models.md §7)."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -80,7 +82,8 @@ def test_audio_text_embeddings_and_logits(name, request, clips, roberta_tokenize
 
 
 def test_long_clip_center_crop_is_deterministic(tiny, clips):
-    """Clips over 10 s: we crop the centre (same embedding every call); LAION crops at random."""
+    """Clips over 10 s: we crop the centre (same embedding every call); LAION crops at random, which
+    ``crop='random'`` reproduces (a seeded start in range, LAION's embedding of that window)."""
     ref, ours = tiny
     rng = np.random.default_rng(1)
     long = (0.1 * rng.standard_normal(530000)).astype(np.float32)
@@ -91,6 +94,12 @@ def test_long_clip_center_crop_is_deterministic(tiny, clips):
     np.testing.assert_array_equal(first, ours.embed_audio([long], 48000))
     seeded = ours.embed_audio([long], 48000, crop="random", seed=3)
     np.testing.assert_array_equal(seeded, ours.embed_audio([long], 48000, crop="random", seed=3))
+    # crop="random" embeds the window at the drawn start, in [0, 50000], as LAION embeds that window.
+    s = int(ours.prepare_audio([long], 48000, crop="random", seed=3).crops[0])
+    assert 0 <= s <= 530000 - 480000 and abs(s - start) > 1000
+    np.testing.assert_allclose(seeded, ref.get_audio_embedding_from_data([long[s:s + 480000]]), atol=1e-5, rtol=0)
+    assert np.abs(seeded - first).max() > 1e-3                           # not the centre crop
+    assert np.abs(ours.embed_audio([long], 48000, crop="random", seed=4) - seeded).max() > 1e-3
 
 
 def test_fusion_mixed_batch(fused, clips):
@@ -132,3 +141,85 @@ def test_fusion_mixed_batch(fused, clips):
     got = model.encode_audio(jnp.asarray(feats["input_features"]), jnp.asarray(longer))["embedding"]
     got = np.asarray(got / jnp.linalg.norm(got, axis=-1, keepdims=True))
     np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
+
+
+class _TorchMelSpectrogram:
+    """``torchaudio.transforms.MelSpectrogram`` as LAION's ``get_mel`` configures it (power 2, centred,
+    reflect, periodic Hann, HTK bank without norm), computed with ``torch.stft`` and transformers'
+    HTK bank: torchaudio has no wheel for torch 2.13."""
+
+    def __init__(self, sample_rate, n_fft, win_length, hop_length, center, pad_mode, power, norm, onesided,
+                 n_mels, f_min, f_max):
+        from transformers.audio_utils import mel_filter_bank
+        assert center and onesided and power == 2.0 and norm is None
+        self.n_fft, self.win_length, self.hop_length, self.pad_mode = n_fft, win_length, hop_length, pad_mode
+        self.bank = torch.from_numpy(mel_filter_bank(
+            num_frequency_bins=n_fft // 2 + 1, num_mel_filters=n_mels, min_frequency=f_min, max_frequency=f_max,
+            sampling_rate=sample_rate, norm=None, mel_scale="htk")).float()          # (n_freq, n_mels)
+
+    def to(self, device):
+        return self
+
+    def __call__(self, x):                                                            # (T,) -> (n_mels, frames)
+        spec = torch.stft(x, self.n_fft, self.hop_length, self.win_length, torch.hann_window(self.win_length),
+                          center=True, pad_mode=self.pad_mode, return_complex=True).abs() ** 2
+        return (spec.T @ self.bank).T
+
+
+def _amplitude_to_db(top_db=None):
+    """``torchaudio.transforms.AmplitudeToDB(stype='power', top_db=None)``: 10 log10(max(P, 1e-10)) (ref 1)."""
+    assert top_db is None
+    return lambda p: 10.0 * torch.log10(torch.clamp(p, min=1e-10))
+
+
+def _resize(size):
+    """``torchvision.transforms.Resize(size)`` on a (C, H, W) tensor: bilinear, antialiased (torchvision's
+    default for tensors since 0.17), half-pixel centres."""
+    return lambda img: torch.nn.functional.interpolate(img[None], size=list(size), mode="bilinear",
+                                                       align_corners=False, antialias=True)[0]
+
+
+def test_fusion_input_matches_laions_own_pipeline(fused, clips, monkeypatch):
+    """LAION's own fusion path end to end (``get_audio_embedding_from_data``: int16 round trip,
+    ``get_audio_features(data_truncating='fusion')``: HTK log-mel, three crops and the torchvision
+    ``Resize`` shrink, then the model) against ours with the shipped ``bilinear_antialias`` shrink,
+    on clips of 14.6 s and 20.8 s and a short one. LAION's ``np.random.choice`` crop draws are pinned
+    to the middle of each range, our default rule."""
+    import types
+    import jax.numpy as jnp
+    from laion_clap.training import data
+    from clap_jax import pipeline
+    ref, ours = fused
+    assert ours.spec.audio.fusion_shrink == "bilinear_antialias" and ours.spec.audio.quantize_int16
+    monkeypatch.setattr(data, "torchaudio", types.SimpleNamespace(transforms=types.SimpleNamespace(
+        MelSpectrogram=_TorchMelSpectrogram, AmplitudeToDB=_amplitude_to_db)))
+    monkeypatch.setattr(data, "torchvision", types.SimpleNamespace(transforms=types.SimpleNamespace(Resize=_resize)))
+    monkeypatch.setattr(np.random, "choice", lambda r, *a, **k: np.asarray(r)[len(r) // 2])
+    rng = np.random.default_rng(5)
+    t = np.arange(1000000) / 48000.0
+    long1 = (0.1 * rng.standard_normal(700000)).astype(np.float32)
+    # Noise whose level swings by 19 dB over time (what the shrink averages), with a flat spectrum: tonal
+    # clips leave mel bins 40-60 dB below the peak, where two float32 STFTs (ours, torch's) differ by
+    # round-off of 4e-4-7e-3 dB, not by a pipeline difference.
+    long2 = (0.1 * (1 + 0.8 * np.sin(2 * np.pi * 0.3 * t)) * rng.standard_normal(len(t))).astype(np.float32)
+    batch = [long1, clips[0], long2]
+
+    cfg = ours.spec.audio
+    prepared = pipeline.prepare([(x, 48000) for x in batch], cfg)
+    mel, longer = pipeline.features({k: jnp.asarray(v) for k, v in prepared.arrays().items()}, cfg, 1001)
+    assert np.asarray(longer).tolist() == [True, False, True]
+    for i, x in enumerate(batch):
+        q = torch.from_numpy(data.int16_to_float32(data.float32_to_int16(x)))
+        sample = data.get_audio_features({}, q, 480000, "fusion", "repeatpad", ref.model_cfg["audio_cfg"])
+        expected = sample["mel_fusion"].numpy()
+        assert sample["longer"].item() == bool(longer[i]) and expected.shape == (4, 1001, 64)
+        err = np.abs(np.asarray(mel[i]) - expected).max(axis=(1, 2))             # per channel, dB
+        assert err.max() < 1e-4, (i, err)
+        if longer[i]:   # the shrink kernel matters: HF's plain bilinear is off by far more than that
+            plain = dataclasses.replace(cfg, fusion_shrink="bilinear")
+            p = pipeline.prepare([(x, 48000)], plain)
+            other, _ = pipeline.features({k: jnp.asarray(v) for k, v in p.arrays().items()}, plain, 1001)
+            assert np.abs(np.asarray(other[0, 0]) - expected[0]).max() > 0.1, i
+
+    np.testing.assert_allclose(ours.embed_audio(batch, 48000), ref.get_audio_embedding_from_data(batch),
+                               atol=1e-5, rtol=0)

@@ -68,8 +68,8 @@ def small_clap():
 def _decoder(clap, kind="cross_attention", domain="stft", seed=0, similarity_map=True):
     import ml_collections
     from train import lmac_zs
-    cfg = ml_collections.ConfigDict(dict(loss=dict(domain=domain), decoder=dict(
-        dim=16, conditioning=kind, levels=(), heads=4, text_tokens=4, similarity_map=similarity_map)))
+    cfg = ml_collections.ConfigDict(dict(loss=dict(domain=domain), decoder=dict(dim=16, conditioning=dict(
+        kind=kind, levels=None, heads=4, text_tokens=4, similarity_map=similarity_map))))
     zc = lmac_zs.decoder_config(cfg, clap)
     from lmac import text_decoders
     return zc, text_decoders.init(zc, seed=seed)
@@ -109,7 +109,7 @@ def _train(tmp_path, *overrides, steps=4):
     spec.loader.exec_module(module)
     cfg = module.get_config()
     cfg.steps, cfg.batch_size, cfg.log_every, cfg.eval_every, cfg.checkpoint_every = steps, 2, 2, steps, steps
-    cfg.data.eval_clips, cfg.data.workers, cfg.decoder.dim, cfg.decoder.text_tokens = 2, 1, 16, 4
+    cfg.data.eval_clips, cfg.data.workers, cfg.decoder.dim, cfg.decoder.conditioning.text_tokens = 2, 1, 16, 4
     cfg.optim.learning_rate = 3e-3
     for key, value in overrides:
         node = cfg
@@ -128,7 +128,7 @@ def test_film_conditioning_separates_two_prompts_after_a_few_steps(tmp_path, sma
     from lmac import zs_explainer
     wave, rate = clap_jax.audio.read_audio(os.path.join(lmac.explainer.BUNDLED_DIR, "examples", "beep_and_rain.wav"))
     prompts = ["this is the sound of high beep", "this is the sound of rain"]
-    trained = _train(tmp_path, ("decoder.conditioning", "film"), ("decoder.similarity_map", False))
+    trained = _train(tmp_path, ("decoder.conditioning.kind", "film"), ("decoder.conditioning.similarity_map", False))
     zc, initial = _decoder(small_clap, kind="film", seed=1234, similarity_map=False)
     fresh = zs_explainer.ZsExplainer(trained.spec, small_clap, initial)
     [before] = fresh.explain([wave], rate, prompts=prompts)

@@ -142,6 +142,15 @@ def test_long_clip_center_crop(ms2023):
     np.testing.assert_allclose(ours.embed_audio([long], SR), expected, atol=1e-5, rtol=0)
     a = ours.embed_audio([long], SR, crop="random", seed=5)
     np.testing.assert_array_equal(a, ours.embed_audio([long], SR, crop="random", seed=5))
+    # The random crop is the window at the drawn start (in [0, 2 s]), as msclap embeds that window.
+    s = int(ours.prepare_audio([long], SR, crop="random", seed=5).crops[0])
+    assert 0 <= s <= 2 * SR and abs(s - start) > 1000
+    ref.clips = {"random": long[s:s + 7 * SR]}
+    with torch.no_grad():
+        expected_random = ref.get_audio_embeddings(["random"], resample=False).numpy()
+    np.testing.assert_allclose(a, expected_random, atol=1e-5, rtol=0)
+    assert np.abs(a - expected).max() > 1e-3                               # not the centre crop
+    assert np.abs(ours.embed_audio([long], SR, crop="random", seed=6) - a).max() > 1e-3
 
 
 def test_missing_keys_are_refused(ms2022, tmp_path, bert_tokenizer_dir):

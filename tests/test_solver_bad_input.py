@@ -9,7 +9,7 @@ import pytest
 
 from sparse import checks, dictionary, sparsity
 from sparse import decompose as dec_lib
-from sparse.solvers import nonneg_lasso
+from sparse.lasso import nonneg_lasso
 
 C = np.random.default_rng(0).standard_normal((30, 8))
 Z = np.random.default_rng(1).standard_normal((6, 8))
@@ -67,9 +67,10 @@ def _dictionary():
 def test_decompose_reports_once_and_flags_rows(monkeypatch, caplog):
     calls = []
 
-    def capped(*a, **k):                                          # a solver that stops far too early
+    def capped(dictionary, *a, **k):                              # a solver that stops far too early
         calls.append(1)
-        return nonneg_lasso(*a, **{**k, "method": "ista", "max_iter": 1})
+        host = getattr(dictionary, "host", dictionary)             # decompose passes a PreparedDictionary
+        return nonneg_lasso(host, *a, **{**k, "method": "ista", "max_iter": 1})
     monkeypatch.setattr(dec_lib, "nonneg_lasso", capped)
     monkeypatch.setattr(sparsity, "nonneg_lasso", capped)
     d = _dictionary()

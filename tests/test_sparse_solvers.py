@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import sparse
-from sparse.solvers import kkt_residual, objective
+from sparse.lasso import kkt_residual, objective
 
 METHODS = ("working_set", "fista", "ista", "admm")
 LAM = 0.1
@@ -102,7 +102,12 @@ def test_objective_matches_sklearn(method, problem, sklearn_weights):
     assert rel.min() > -1e-6, rel.min()  # sklearn at tol 1e-10 is (near) optimal
     # The reported objective is the float32 value of the same thing.
     np.testing.assert_allclose(res.objective, ours, rtol=1e-5)
-    assert abs(res.l0.mean() - (sklearn_weights > 0).sum(1).mean()) <= 1.0
+    # The oracle's supports (mean L0 43.65 of 300): measured identical for working_set, fista and
+    # admm; ista (at its looser tol) has one row one concept off.
+    support = sklearn_weights > 0
+    off = ((res.weights > 0) != support).sum(1)
+    assert off.max() <= 1 and (off == 0).mean() >= 0.9, off
+    assert abs(res.l0.mean() - support.sum(1).mean()) <= 0.1
 
 
 @pytest.mark.parity
@@ -120,6 +125,33 @@ def test_per_example_lam_matches_sklearn(problem):
     rel = (objective(C, Z, res.weights, lam) - objective(C, Z, ref, lam))
     rel /= objective(C, Z, ref, lam)
     assert np.abs(rel).max() < 1e-5
+
+
+@pytest.mark.slow
+@pytest.mark.parity
+def test_working_set_matches_sklearn_at_vocabulary_scale():
+    """The default solver at SpLiCE's scale (2,000 correlated concepts in 512 dimensions, targets
+    mixing 30 of them, L0 91-151): large working sets, which the small problems above never reach.
+    Optimal as sklearn at tol 1e-10 (measured: objectives equal to 2e-11, identical supports, KKT
+    4e-7); about 20 s of sklearn and 30 s of ours on 2 cores."""
+    from sklearn.linear_model import Lasso
+
+    rng = np.random.default_rng(0)
+    c, d, n, lam = 2000, 512, 24, 0.05
+    C = unit_rows(rng.standard_normal((c, d)) + 0.6 * rng.standard_normal(d)).astype(np.float32)
+    W = np.zeros((n, c))
+    for w in W:
+        w[rng.choice(c, 30, replace=False)] = rng.uniform(0.2, 1.0, 30)
+    Z = unit_rows(W @ C + 0.05 * rng.standard_normal((n, d))).astype(np.float32)
+    model = Lasso(alpha=lam / (2 * d), positive=True, fit_intercept=False, tol=1e-10, max_iter=200000)
+    ref = np.stack([model.fit(C.T.astype(np.float64), z.astype(np.float64)).coef_ for z in Z])
+    assert (ref > 0).sum(1).min() > 64                        # beyond the small working-set buckets
+    res = sparse.nonneg_lasso(C, Z, lam, tol=1e-6)
+    assert res.converged.all() and kkt_residual(C, Z, res.weights, lam).max() < 1e-6
+    rel = (objective(C, Z, res.weights, lam) - objective(C, Z, ref, lam)) / objective(C, Z, ref, lam)
+    assert np.abs(rel).max() < 1e-6, rel
+    off = ((res.weights > 0) != (ref > 0)).sum(1)
+    assert off.max() <= 1 and (off == 0).mean() >= 0.9, off
 
 
 # ----------------------------------------------------------------------------------------
@@ -155,7 +187,7 @@ def test_warm_start_from_another_lam(problem):
 def test_learned_working_set_size(problem):
     """working_set=None: the first 256 rows of a large chunk are solved apart and their
     L0 sets the working-set size for the rest; the answer is still optimal."""
-    from sparse.solvers import _select_for
+    from sparse.lasso.driver import _select_for
 
     assert _select_for(np.full(100, 20)) == 32
     assert _select_for(np.full(100, 80)) == 64
@@ -166,6 +198,36 @@ def test_learned_working_set_size(problem):
     res = sparse.nonneg_lasso(C, Z, 0.3)
     assert res.converged.all()
     assert kkt_residual(C, Z, res.weights, 0.3).max() < 2e-6
+
+
+def test_prepared_dictionary_is_reused(problem, monkeypatch):
+    """A PreparedDictionary solves as the plain array does and is never prepared again: its
+    C C^T (working set, gram=None: built by the first solve that wants it) is made once."""
+    from sparse import dictionary
+    from sparse.lasso import working_set
+
+    C, Z = problem
+    built = []
+    gram_matrix = working_set.gram_matrix
+    monkeypatch.setattr(working_set, "gram_matrix", lambda c: built.append(1) or gram_matrix(c))
+    prepared = sparse.prepare(C)
+    assert not built  # decided per solve
+    for lam in (0.2, LAM):
+        res = sparse.nonneg_lasso(prepared, Z, lam)
+    assert len(built) == 1
+    plain = sparse.nonneg_lasso(C, Z, LAM)  # a plain array is prepared for the call
+    assert len(built) == 2
+    np.testing.assert_array_equal(res.weights, plain.weights)
+    fista = sparse.prepare(C, "fista")
+    np.testing.assert_array_equal(sparse.nonneg_lasso(fista, Z, LAM).weights,
+                                  sparse.nonneg_lasso(C, Z, LAM, method="fista").weights)
+    with pytest.raises(ValueError, match=r"method='admm' but the dictionary was prepared with "
+                                         r"method='fista'"):
+        sparse.nonneg_lasso(fista, Z, LAM, method="admm")
+    with pytest.raises(ValueError, match=r"dimension mismatch"):
+        sparse.nonneg_lasso(fista, Z[:, :32], LAM)
+    concepts = dictionary.from_embeddings([f"c{i}" for i in range(len(C))], C, center=False)
+    assert concepts.for_solver("fista") is concepts.for_solver("fista")
 
 
 # ----------------------------------------------------------------------------------------
@@ -242,12 +304,12 @@ def test_chunked_multi_device_matches_one_chunk(problem, tmp_path):
 @pytest.mark.parametrize("method", ("working_set", "fista"))
 def test_one_program_per_row_bucket(method):
     """Row counts 1..33, 300, 301 and 380 compile at most one program per row bucket
-    (sparse.buckets.rows: 8, 16, 32, 64 and 512 here), counted twice: the solver's
+    (sparse.lasso.buckets.rows: 8, 16, 32, 64 and 512 here), counted twice: the solver's
     compiled programs (jit cache) and every XLA compilation (jax.monitoring), which also
     catches eager device ops on new shapes (e.g. slicing off the padding on the device)."""
     import jax
 
-    from sparse import buckets, solvers
+    from sparse.lasso import buckets, driver
 
     rng = np.random.default_rng(4)
     C = unit_rows(rng.standard_normal((40, 16))).astype(np.float32)  # a shape of its own
@@ -262,7 +324,7 @@ def test_one_program_per_row_bucket(method):
         if name == "/jax/core/compile/backend_compile_duration":
             compiles.append(secs)
 
-    programs = solvers._solve._cache_size()
+    programs = driver._solve._cache_size()
     jax.monitoring.register_event_duration_secs_listener(on_event)
     try:
         for n in counts:
@@ -270,7 +332,7 @@ def test_one_program_per_row_bucket(method):
             assert res.weights.shape == (n, 40) and res.converged.all()
     finally:
         jax.monitoring.unregister_event_duration_listener(on_event)
-    new_programs = solvers._solve._cache_size() - programs
+    new_programs = driver._solve._cache_size() - programs
     assert new_programs <= len(bucket_sizes) - 1, new_programs  # bucket 8 was compiled above
     assert len(compiles) <= len(bucket_sizes) - 1, len(compiles)
     # Padding never shows: 5 rows (bucket 8) solve as they do among 380 (bucket 512).

@@ -59,6 +59,17 @@ def test_four_devices_match_one(tmp_path):
                                _losses(tmp_path / "four" / "metrics.jsonl"), rtol=1e-5)
 
 
+def test_training_lowers_the_loss(tmp_path):
+    """The loop learns, not only runs: 60 Adam steps on the toy regression bring the mean loss of the
+    last 10 steps under a fifth of the first 5 (measured 5.1 -> 0.56). Zero, stale or wrong-signed
+    gradients would leave it near 5 or raise it."""
+    _run(tmp_path, "learn", "--devices=1", "--steps=60")
+    losses = _losses(tmp_path / "learn" / "metrics.jsonl")
+    assert len(losses) == 60 and np.isfinite(losses).all()
+    first, last = np.mean(losses[:5]), np.mean(losses[-10:])
+    assert first > 3 and last < 0.2 * first, (first, last)
+
+
 def test_kill_and_resume_matches_uninterrupted(tmp_path):
     _, full = _run(tmp_path, "full", "--devices=2", "--steps=8")
     killed, _ = _run(tmp_path, "resumed", "--devices=2", "--steps=8", "--kill_at=5", check=False)

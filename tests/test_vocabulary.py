@@ -9,10 +9,9 @@ import sys
 import numpy as np
 import pytest
 
-from sparse import build_vocabulary as bv
 from sparse import vocabulary
-
-ONTOLOGY = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "audioset_ontology", "ontology.json")
+from sparse import vocabulary_recipes as recipes
+from sparse import vocabulary_tags as tagging
 
 
 def test_format_round_trip_comments_and_counts(tmp_path):
@@ -63,7 +62,7 @@ def test_shipped_vocabularies():
     assert "sea waves" in esc.concepts and "hand saw" in esc.concepts
     assert vocabulary.load("urbansound8k").concepts[0] == "air conditioner"
     # The soundscapes file is what the generator makes from the class table today.
-    assert vocabulary.load("soundscapes").concepts == bv.soundscapes_vocabulary().concepts
+    assert vocabulary.load("soundscapes").concepts == recipes.soundscapes_vocabulary().concepts
     sound = vocabulary.load("soundscapes").concepts
     assert {"beep", "rain", "high beep", "raindrops", "tones", "traffic", "high-pitched"} <= set(sound)
     # The AudioSet-derived file carries its credit and CC BY-SA 4.0 licence.
@@ -73,9 +72,10 @@ def test_shipped_vocabularies():
     assert "Creative Commons Attribution-ShareAlike 4.0" in lic and "Changes made" in lic
 
 
-@pytest.mark.skipif(not os.path.exists(ONTOLOGY), reason="AudioSet ontology not available")
 def test_audioset_vocabulary_regenerates_from_the_ontology():
-    v = bv.audioset_vocabulary(ONTOLOGY)
+    """The shipped ontology (unchanged, credited in LICENSE-audioset.md) gives the shipped audioset.txt."""
+    assert recipes.AUDIOSET_ONTOLOGY == os.path.join(vocabulary.VOCABULARY_DIR, "audioset_ontology.json")
+    v = recipes.audioset_vocabulary(recipes.AUDIOSET_ONTOLOGY)
     assert v.concepts == vocabulary.load("audioset").concepts
     assert {"male speech", "man speaking", "dog", "bark", "rain", "UK garage", "a capella"} <= set(v.concepts)
 
@@ -85,9 +85,9 @@ def test_root_merges_inflections():
             ("cry", "cries", "crying", "cried"), ("run", "running"), ("string", "strings"), ("buzz", "buzzing"),
             ("bus", "buses"), ("beep", "beeps", "beeping", "beeped"), ("drip", "drips", "dripping")]
     for group in same:
-        assert len({bv.root(w) for w in group}) == 1, group
-    assert len({bv.root(w) for w in ("rain", "ring", "run", "bee", "bed", "sing")}) == 6
-    assert bv.root("dies") == bv.root("die") and bv.root("is") == "is"
+        assert len({tagging.root(w) for w in group}) == 1, group
+    assert len({tagging.root(w) for w in ("rain", "ring", "run", "bee", "bed", "sing")}) == 6
+    assert tagging.root("dies") == tagging.root("die") and tagging.root("is") == "is"
 
 
 def test_tag_count_formats(tmp_path):
@@ -97,16 +97,16 @@ def test_tag_count_formats(tmp_path):
     clips = {"1": {"tags": ["dog", "rain", "dog"]}, "2": {"tags": ["dog"]}, "3": {"tags": ["Rain"]}}
     (tmp_path / "fsd.json").write_text(json.dumps(clips))
     (tmp_path / "plain.txt").write_text("dog\nrain\ndog\n")
-    assert bv.read_tag_counts(str(tmp_path / "t.tsv")) == {"dog": 5, "rain": 3}
-    assert bv.read_tag_counts(str(tmp_path / "t.csv")) == {"dog": 5, "rain": 3}
-    assert bv.read_tag_counts(str(tmp_path / "t.json")) == {"dog": 5, "rain": 3}
-    assert bv.read_tag_counts(str(tmp_path / "fsd.json")) == {"dog": 2, "rain": 1, "Rain": 1}
-    assert bv.read_tag_counts(str(tmp_path / "plain.txt")) == {"dog": 2, "rain": 1}
+    assert tagging.read_tag_counts(str(tmp_path / "t.tsv")) == {"dog": 5, "rain": 3}
+    assert tagging.read_tag_counts(str(tmp_path / "t.csv")) == {"dog": 5, "rain": 3}
+    assert tagging.read_tag_counts(str(tmp_path / "t.json")) == {"dog": 5, "rain": 3}
+    assert tagging.read_tag_counts(str(tmp_path / "fsd.json")) == {"dog": 2, "rain": 1, "Rain": 1}
+    assert tagging.read_tag_counts(str(tmp_path / "plain.txt")) == {"dog": 2, "rain": 1}
     (tmp_path / "bad.json").write_text(json.dumps({"1": {"title": "x"}}))
     with pytest.raises(ValueError, match="bad.json: clip '1' has no 'tags'"):
-        bv.read_tag_counts(str(tmp_path / "bad.json"))
+        tagging.read_tag_counts(str(tmp_path / "bad.json"))
     with pytest.raises(FileNotFoundError, match="missing.tsv"):
-        bv.read_tag_counts(str(tmp_path / "missing.tsv"))
+        tagging.read_tag_counts(str(tmp_path / "missing.tsv"))
 
 
 TAGS = {"Dog": 50, "dog": 10, "field_recording": 40, "rain": 45, "coughing": 30, "cough": 20, "coughs": 5,
@@ -116,17 +116,17 @@ WORDS = {"dog", "field", "recording", "rain", "cough", "ambience", "bird", "engi
 
 
 def test_baseline_cleans_merges_and_ranks():
-    v = bv.baseline(TAGS, size=100)
+    v = recipes.baseline(TAGS, size=100)
     assert v.concepts[:3] == ("dog", "rain", "field recording")                # Dog + dog merged: 60
     assert v.counts[0] == 60
     assert "shit" not in v.concepts and "猫" not in v.concepts                  # expletive, not English
     assert "ambience" in v.concepts and "808" in v.concepts and "raiin" in v.concepts   # baseline keeps these
     assert list(v.counts) == sorted(v.counts, reverse=True)
-    assert len(bv.baseline(TAGS, size=4)) == 4
+    assert len(recipes.baseline(TAGS, size=4)) == 4
 
 
 def test_pruned_drops_numeric_one_letter_misspelled_and_merges_roots():
-    v = bv.pruned(TAGS, WORDS, size=100, synonyms={"motor": "engine"})
+    v = recipes.pruned(TAGS, WORDS, size=100, synonyms={"motor": "engine"})
     c = dict(zip(v.concepts, v.counts))
     assert c["coughing"] == 55 and "cough" not in c and "coughs" not in c       # one root, counts summed
     assert c["birds"] == 29 and "bird" not in c                                 # named by its most frequent form
@@ -135,7 +135,7 @@ def test_pruned_drops_numeric_one_letter_misspelled_and_merges_roots():
         assert gone not in c
     assert c["dog"] == 60 and c["field recording"] == 40
     with pytest.raises(ValueError, match="known words is empty"):
-        bv.pruned(TAGS, set())
+        recipes.pruned(TAGS, set())
 
 
 def test_kmeans_and_clustered_recipe():
@@ -145,18 +145,18 @@ def test_kmeans_and_clustered_recipe():
     vectors = {f"tag{i}": centres[i % 3] + 0.3 * rng.standard_normal(8) for i in range(30)}
     vectors["tag0"], vectors["tag1"], vectors["tag2"] = centres[0], centres[1], centres[2]   # exact centres
     embed = lambda names: np.stack([vectors[n] for n in names])
-    v = bv.clustered(tags, embed, size=3, candidates=30, seed=0)
+    v = recipes.clustered(tags, embed, size=3, candidates=30, seed=0)
     assert set(v.concepts) == {"tag0", "tag1", "tag2"}
     assert sum(v.counts) == sum(tags.values())                                   # members' counts summed
-    cents, assign = bv.kmeans(np.stack([vectors[t] for t in tags]), 3, seed=1)
+    cents, assign = recipes.kmeans(np.stack([vectors[t] for t in tags]), 3, seed=1)
     assert len(set(assign[0::3])) == len(set(assign[1::3])) == len(set(assign[2::3])) == 1
     with pytest.raises(ValueError, match="fewer than size"):
-        bv.clustered(tags, embed, size=40)
+        recipes.clustered(tags, embed, size=40)
 
 
 def test_tokenizer_words(roberta_tokenizer_dir):
     from clap_jax.tokenizer import Tokenizer
-    words = bv.tokenizer_words(Tokenizer.load(roberta_tokenizer_dir, 16))
+    words = tagging.tokenizer_words(Tokenizer.load(roberta_tokenizer_dir, 16))
     assert {"rain", "dog", "bell"} <= words and all(w.isalpha() and w.islower() for w in words)
 
 
@@ -176,3 +176,13 @@ def test_cli_baseline_and_pruned(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "sparse.build_vocabulary", "--recipe=baseline",
                            f"--out={tmp_path / 'x.txt'}"], capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode != 0 and "needs --tags" in proc.stderr
+
+
+def test_cli_regenerates_the_shipped_audioset_file(tmp_path):
+    """``--recipe=audioset`` on the shipped ontology writes the shipped audioset.txt byte for byte."""
+    out = tmp_path / "audioset.txt"
+    proc = subprocess.run([sys.executable, "-m", "sparse.build_vocabulary", "--recipe=audioset",
+                           f"--tags={recipes.AUDIOSET_ONTOLOGY}", f"--out={out}"], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert out.read_bytes() == open(os.path.join(vocabulary.VOCABULARY_DIR, "audioset.txt"), "rb").read()

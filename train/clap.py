@@ -27,11 +27,10 @@ from flax import nnx
 
 from clap_jax import api, checkpoint, pipeline
 from clap_jax.data import soundscapes
+from clap_jax.configs import from_config
 from clap_jax.frontend import SpectrogramConfig
 from clap_jax.linalg import l2_normalize
 from clap_jax.models.clap import ClapConfig, ClapModel
-from clap_jax.models.htsat import HTSATConfig
-from clap_jax.models.text import TextConfig
 from clap_jax.spec import AudioConfig, ClapSpec, TokenizerConfig
 from clap_jax.tokenizer import Tokenizer
 from train import cli, loop
@@ -60,18 +59,16 @@ class SoundscapesSource:
 
 
 def build_spec(cfg: ml_collections.ConfigDict, vocab_size: int) -> ClapSpec:
-    a, t, f = cfg.model.audio, cfg.model.text, cfg.frontend
-    audio = HTSATConfig(embed_dim=a.embed_dim, depths=tuple(a.depths), num_heads=tuple(a.num_heads),
-                        window_size=a.window_size, spec_size=a.spec_size, n_mels=f.n_mels)
-    text = TextConfig(vocab_size=vocab_size, hidden_size=t.hidden_size, num_layers=t.num_layers,
-                      num_heads=t.num_heads, intermediate_size=t.intermediate_size,
-                      max_positions=cfg.tokenizer.max_length + 2, layer_norm_eps=1e-5, pad_token_id=1)
-    spec = SpectrogramConfig(sample_rate=f.sample_rate, n_fft=f.n_fft, win_length=f.n_fft, hop_length=f.hop_length,
-                             n_mels=f.n_mels, fmin=f.fmin, fmax=f.fmax)
-    return ClapSpec(model=ClapConfig(audio=audio, text=text, joint_dim=cfg.model.joint_dim),
-                    audio=AudioConfig(spectrogram=spec, clip_samples=int(f.sample_rate * cfg.data.duration),
-                                      quantize_int16=False),
-                    tokenizer=TokenizerConfig(cfg.tokenizer.max_length), source="soundscapes")
+    """The converted-model spec of the config: ``model`` (HTSAT ``audio``, RoBERTa ``text``,
+    ``joint_dim``) and ``frontend`` as written, with what follows from other sections derived here."""
+    f = cfg.frontend
+    text = {"vocab_size": vocab_size, "max_positions": cfg.tokenizer.max_length + 2,   # RoBERTa's offset of 2
+            "layer_norm_eps": 1e-5, "pad_token_id": 1}
+    model = from_config(ClapConfig, cfg.model, "config.model", audio={"n_mels": f.n_mels}, text=text)
+    spec = from_config(SpectrogramConfig, f, "config.frontend", win_length=f.n_fft)
+    audio = AudioConfig(spectrogram=spec, clip_samples=int(f.sample_rate * cfg.data.duration), quantize_int16=False)
+    return ClapSpec(model=model, audio=audio, tokenizer=TokenizerConfig(max_length=cfg.tokenizer.max_length),
+                    source="soundscapes")
 
 
 def train_tokenizer(cfg: ml_collections.ConfigDict, out_dir: str) -> Tokenizer:
@@ -203,7 +200,7 @@ def initial_model(spec: ClapSpec, init_from: str | None, seed: int) -> ClapModel
 
 def run(cfg: ml_collections.ConfigDict, workdir: str, export: str | None = None) -> api.Clap:
     tok_dir = os.path.join(workdir, "tokenizer")
-    init_from = cfg.get("init_from") or None
+    init_from = cfg.init_from or None
     if init_from and not os.path.exists(os.path.join(tok_dir, "vocab.json")):
         shutil.copytree(os.path.join(init_from, "tokenizer"), tok_dir, dirs_exist_ok=True)
     tokenizer = (Tokenizer.load(tok_dir, cfg.tokenizer.max_length) if os.path.exists(os.path.join(tok_dir, "vocab.json"))
@@ -218,15 +215,19 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, export: str | None = None)
         return evaluate(api.Clap(spec, m, tokenizer), single, multi)
 
     loader = Loader(SoundscapesSource(cfg.data.seed, cfg.data.train_clips, cfg.frontend.sample_rate, cfg.data.duration),
-                    make_decode(spec, tokenizer, cfg.data.text_length, cfg.data.get("tag_caption_prob", 0.0),
-                                cfg.data.get("hard_negatives", False)), cfg.batch_size, seed=cfg.data.seed,
+                    make_decode(spec, tokenizer, cfg.data.text_length, cfg.data.tag_caption_prob,
+                                cfg.data.hard_negatives), cfg.batch_size, seed=cfg.data.seed,
                     process_index=jax.process_index(), process_count=jax.process_count(), workers=cfg.data.workers)
     task = loop.Task(model=model, loss=contrastive_loss(spec), evaluate=evaluate_model)
     trained = loop.train(cfg, task, loader, workdir)
     trained.eval()
+    model = api.Clap(spec, trained, tokenizer)
     if export and jax.process_index() == 0:
         checkpoint.save_converted(export, spec, trained, tok_dir, overwrite=True)
-    return api.Clap(spec, trained, tokenizer)
+        # A model trained on soundscapes ships the SpLiCE audio mean of that corpus (sparse.embed).
+        from sparse import embed
+        np.save(os.path.join(export, api.REFERENCE_AUDIO_MEAN), embed.soundscapes_audio_mean(model, cache_dir=False))
+    return model
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from flax import nnx
 
 from clap_jax import checkpoint, frontend, pipeline
 from clap_jax.data import soundscapes
+from clap_jax.configs import from_config
 from clap_jax.frontend import SpectrogramConfig
 from clap_jax.models.cnn14 import Cnn14, Cnn14Config
 from clap_jax.spec import AudioConfig, ClassifierSpec
@@ -58,15 +59,12 @@ class SingleEventSource:
 
 
 def build_spec(cfg: ml_collections.ConfigDict) -> ClassifierSpec:
-    """The converted-classifier spec of the config: model sizes, front end, labels."""
-    f, m = cfg.frontend, cfg.model
-    spectrogram = SpectrogramConfig(
-        sample_rate=f.sample_rate, n_fft=f.n_fft, win_length=f.win_length, hop_length=f.hop_length,
-        n_mels=f.n_mels, fmin=f.fmin, fmax=f.fmax, mel_scale=f.mel_scale, mel_norm=None, pad_mode=f.pad_mode,
-        window=f.window, mel_exponent=f.mel_exponent, compression=f.compression, magnitude_eps=f.magnitude_eps)
-    model = Cnn14Config(n_mels=f.n_mels, channels=tuple(m.channels), embed_dim=m.embed_dim, num_classes=len(LABELS))
-    audio = AudioConfig(spectrogram=spectrogram, clip_samples=int(round(f.sample_rate * cfg.data.duration)),
-                        pad="zeros", quantize_int16=False, normalize=f.normalize)
+    """The converted-classifier spec of the config: ``model`` (CNN14 sizes), ``frontend``, ``audio``, labels."""
+    f = cfg.frontend
+    model = from_config(Cnn14Config, cfg.model, "config.model", n_mels=f.n_mels, num_classes=len(LABELS))
+    spectrogram = from_config(SpectrogramConfig, f, "config.frontend")
+    audio = from_config(AudioConfig, cfg.audio, "config.audio", spectrogram=spectrogram,
+                        clip_samples=int(round(f.sample_rate * cfg.data.duration)))
     return ClassifierSpec(model=model, audio=audio, source="clap-jax", activation="softmax", labels=LABELS)
 
 

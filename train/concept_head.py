@@ -28,10 +28,9 @@ import ml_collections
 import numpy as np
 from absl import flags
 from flax import nnx
-from ml_collections import config_flags
 
 from clap_jax.linalg import l2_normalize
-from train import loop
+from train import cli, loop
 from train.data import Loader
 
 
@@ -182,7 +181,7 @@ def table(out: dict) -> str:
 
 def _define_flags() -> None:
     """The command's flags, defined only when it runs (importers do not claim them)."""
-    config_flags.DEFINE_config_file("config", None, "Training config (configs/concept_head.py).", lock_config=True)
+    cli.define_config_flag("Training config: configs/concept_head.py, or its shipped name concept_head.")
     flags.DEFINE_string("workdir", None, "Checkpoints, metrics.jsonl and results.json go here; rerun to resume.")
     flags.mark_flags_as_required(["config", "workdir"])
 

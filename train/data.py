@@ -7,15 +7,20 @@ the concatenation of per-epoch permutations, and global batch ``s`` covers strea
 processes feed it, and a resumed run needs only the step number to continue the same order.
 
 An example that fails to decode is replaced by a deterministic stand-in (drawn from
-``(seed, position, attempt)``), logged with its reason, and counted; it never silently
-disappears and never changes the batch shape.
+``(seed, position, attempt)``), named with its reason in one warning line, listed once in the
+run's manifest (``skipped.jsonl`` in the workdir: index, file, reason; one line per bad example,
+appended as it is found, so a killed run keeps its list) and counted; it never silently
+disappears and never changes the batch shape. With ``strict`` the first bad example stops the
+run instead (:class:`BadExample`, naming it).
 """
 from __future__ import annotations
 
 import collections
 import concurrent.futures
 import functools
+import json
 import logging
+import os
 import threading
 from typing import Any, Callable, Iterator, Sequence
 
@@ -27,19 +32,48 @@ log = logging.getLogger(__name__)
 Decode = Callable[[Any, np.random.Generator], dict[str, np.ndarray]]
 
 
-class SkippedExamples:
-    """Thread-safe count and reasons of examples that failed to decode."""
+class BadExample(RuntimeError):
+    """A training example failed to decode under ``strict``."""
 
-    def __init__(self):
+
+def _name(record) -> str | None:
+    """The file a record came from, where it says (reader records carry ``path``)."""
+    path = getattr(record, "path", None) or (record.get("path") if isinstance(record, dict) else None)
+    return str(path) if path else None
+
+
+class SkippedExamples:
+    """Thread-safe count, reasons and manifest of examples that failed to decode.
+
+    ``manifest``: a JSONL file each bad example is appended to the first time it is met (a file
+    met again in a later epoch is counted again, listed once; examples listed by an earlier,
+    killed run of the same workdir are not listed twice). ``strict``: raise instead.
+    """
+
+    def __init__(self, manifest: str | None = None, strict: bool = False):
         self._lock = threading.Lock()
         self.count = 0
         self.reasons: collections.Counter[str] = collections.Counter()
+        self.manifest, self.strict = manifest, strict
+        self._listed: set[int] = set()
+        if manifest and os.path.exists(manifest):
+            with open(manifest) as f:
+                self._listed = {json.loads(line)["index"] for line in f if line.strip()}
 
-    def add(self, index: int, err: Exception) -> None:
+    def add(self, index: int, err: Exception, name: str | None = None) -> None:
+        from clap_jax import cli_errors
+        what = f"example {index}" + (f" ({name})" if name else "")
+        reason = cli_errors.one_line(err)
+        if self.strict:
+            raise BadExample(f"{what}: {reason} (strict: stopping)") from err
         with self._lock:
             self.count += 1
             self.reasons[type(err).__name__] += 1
-        log.warning("skipped example %d: %s", index, err)
+            if self.manifest and index not in self._listed:
+                self._listed.add(index)
+                with open(self.manifest, "a") as f:
+                    f.write(json.dumps({"index": index, "file": name, "reason": reason}) + "\n")
+        log.warning("skipped %s: %s", what, reason)
 
 
 class Loader:
@@ -78,11 +112,13 @@ class Loader:
         """The decoded example at a stream position (or its deterministic stand-in)."""
         index = self._index(position)
         for attempt in range(self.max_attempts):
+            record = None
             try:
                 rng = np.random.default_rng([self.seed, position, attempt])
-                return self.decode(self.dataset[index], rng)
-            except Exception as err:  # a bad file must not stop a long run: log, count, replace
-                self.skipped.add(index, err)
+                record = self.dataset[index]
+                return self.decode(record, rng)
+            except Exception as err:  # a bad file must not stop a long run: list, count, replace
+                self.skipped.add(index, err, _name(record))
                 index = int(np.random.default_rng([self.seed, position, attempt, 1]).integers(len(self.dataset)))
         raise RuntimeError(f"{self.max_attempts} consecutive examples failed to decode near position {position}")
 

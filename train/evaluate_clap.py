@@ -11,15 +11,14 @@ from __future__ import annotations
 import json
 
 from absl import flags
-from ml_collections import config_flags
 
 import clap_jax
-from train import clap
+from train import clap, cli
 
 
 def _define_flags() -> None:
     """The command's flags, defined only when it runs (importers do not claim them)."""
-    config_flags.DEFINE_config_file("config", None, "Training config (configs/clap_soundscapes.py).", lock_config=True)
+    cli.define_config_flag("Training config: configs/clap_soundscapes.py, or a shipped config's name.")
     flags.DEFINE_string("model", "soundscapes-small", "Converted model directory or bundled name.")
     flags.mark_flags_as_required(["config"])
 

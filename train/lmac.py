@@ -28,6 +28,7 @@ from flax import nnx
 
 from clap_jax import classifier as classifier_lib, frontend
 from clap_jax.classifier import Classifier
+from clap_jax.configs import from_config
 from lmac import decoders, explainer as explainer_lib, losses, masking, metrics
 from train import cli, lmac_data, loop
 from train.data import Loader
@@ -87,11 +88,8 @@ def default_decoder(classifier: Classifier, *, seed: int = 0) -> nnx.Module:
 
 
 def loss_config(cfg: ml_collections.ConfigDict) -> LossConfig:
-    """:class:`LossConfig` from ``cfg.loss`` and ``cfg.finetune``."""
-    c = cfg.loss
-    return LossConfig(domain=c.domain, finetune=cfg.finetune, noise_peak=c.noise_peak, weights=losses.LossWeights(
-        l_in=c.l_in, l_out=c.l_out, l1=c.l1, tv=c.tv, guide=c.guide, crosscor_threshold=c.crosscor_threshold,
-        oracle_threshold=c.oracle_threshold))
+    """:class:`LossConfig` from ``cfg.loss`` (``weights``: :class:`lmac.losses.LossWeights`) and ``cfg.finetune``."""
+    return from_config(LossConfig, cfg.loss, "config.loss", finetune=cfg.finetune)
 
 
 def make_evaluate(classifier: Classifier, waves: np.ndarray, cfg: LossConfig, batch_size: int):

@@ -25,6 +25,7 @@ import numpy as np
 from flax import nnx
 
 from clap_jax import api, frontend, pipeline
+from clap_jax.configs import from_config
 from clap_jax.data import readers, soundscapes
 from lmac import decoders, text_decoders, zero_shot, zs_explainer
 from lmac.conditioning import ConditioningConfig
@@ -40,14 +41,14 @@ class ZsModel(nnx.Module):
 
 
 def loss_config(c: ml_collections.ConfigDict) -> zero_shot.ZsLossConfig:
-    return zero_shot.ZsLossConfig(l1=c.l1, diversity=c.diversity, diversity_scale=c.diversity_scale,
-                                  domain=c.domain, stft_mask=c.stft_mask,
-                                  normalize=c.normalize, logit_scale=c.logit_scale)
+    """:class:`lmac.zero_shot.ZsLossConfig` from ``cfg.loss``."""
+    return from_config(zero_shot.ZsLossConfig, c, "config.loss")
 
 
 def decoder_config(cfg: ml_collections.ConfigDict, clap: api.Clap) -> text_decoders.ZsDecoderConfig:
     """The decoder for ``clap``'s audio encoder on the mask grid of ``cfg.loss.domain``: the HTSAT-grid
-    decoder of width ``cfg.decoder.dim``, or L-MAC's CNN14 stack (as wide as the CNN14's last block)."""
+    decoder of width ``cfg.decoder.dim``, or L-MAC's CNN14 stack (as wide as the CNN14's last block),
+    conditioned as ``cfg.decoder.conditioning`` says."""
     spec, d = clap.spec, cfg.decoder
     sg = spec.audio.spectrogram
     frames, bins = zero_shot.mask_grid(cfg.loss.domain, sg, sg.num_frames(spec.audio.clip_samples))
@@ -58,9 +59,7 @@ def decoder_config(cfg: ml_collections.ConfigDict, clap: api.Clap) -> text_decod
             base = decoders.DecoderConfig(**{**base.to_dict(), "mel_centres_hz": None})
     else:
         base = decoders.DecoderConfig(kind="cnn14_psi", dim=spec.model.audio.channels[-1])   # L-MAC's: the encoder's width
-    cond = ConditioningConfig(kind=d.conditioning, levels=tuple(d.levels) if d.levels else None, heads=d.heads,
-                              text_tokens=d.text_tokens, similarity_map=d.get("similarity_map", True),
-                              text_dim=spec.model.joint_dim)
+    cond = from_config(ConditioningConfig, d.conditioning, "config.decoder.conditioning", text_dim=spec.model.joint_dim)
     return text_decoders.ZsDecoderConfig(decoder=base, conditioning=cond, frames=frames, n_freq=bins)
 
 

@@ -45,7 +45,7 @@ import tqdm
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from train.data import Loader
+from train.data import Loader, SkippedExamples
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ def optimizer(o: ml_collections.ConfigDict, lr) -> optax.GradientTransformation:
     and ``sgd`` (momentum 0.9): L2 added to the gradient before the update, as ``torch.optim.Adam``
     / ``SGD(weight_decay=wd)`` do. ``grad_clip`` (global norm, 0 = off) acts on the raw gradient.
     """
-    wd, no_decay = o.get("weight_decay", 0.0), tuple(o.get("no_decay", NO_DECAY))
+    wd, no_decay = o.weight_decay, tuple(o.get("no_decay", NO_DECAY))
     mask = decay_mask(no_decay) if wd and no_decay else None
     if o.name == "adamw":
         tx = optax.adamw(lr, weight_decay=wd, mask=mask)
@@ -158,7 +158,7 @@ def plateau_update(p: dict, evals: dict[str, float], epoch: int, o: ml_collectio
     elif count < o.patience:
         count += 1
     else:
-        scale, count = max(scale * o.factor, o.get("min_scale", 0.0)), 0
+        scale, count = max(scale * o.factor, o.min_scale), 0
     return {"scale": np.float32(scale), "anchor": np.float32(anchor), "count": np.int32(count)}
 
 
@@ -203,6 +203,14 @@ def _accumulate(acc, metrics, done):
             "bad_loss": jnp.where(new_bad, metrics["loss"], acc["bad_loss"])}
 
 
+def _strict(strict: bool | None) -> bool:
+    """``strict``, or the job's ``--strict`` flag (train.cli) when not given."""
+    if strict is not None:
+        return strict
+    from absl import flags
+    return "strict" in flags.FLAGS and flags.FLAGS.is_parsed() and bool(flags.FLAGS.strict)
+
+
 class MetricsWriter:
     """Appends one JSON object per line (process 0 only)."""
 
@@ -217,15 +225,21 @@ class MetricsWriter:
 
 
 def train(cfg: ml_collections.ConfigDict, task: Task, loader: Loader, workdir: str,
-          on_step: Callable[[int, dict[str, float] | None], None] | None = None) -> nnx.Module:
+          on_step: Callable[[int, dict[str, float] | None], None] | None = None,
+          strict: bool | None = None) -> nnx.Module:
     """Runs ``cfg.steps`` steps (resuming from ``workdir``'s latest checkpoint) and returns the model.
 
     Config fields used: steps, seed, log_every, eval_every, checkpoint_every, keep_checkpoints,
     optim.* (:func:`make_optimizer`), block_every_step (optional, default: on the CPU backend).
     ``on_step(step, metrics)`` is called on the host after every step (tests use it to kill a run)
     with the number of steps done; ``metrics`` (means since the last log) only at log steps, else None.
+    Examples that fail to decode are listed in ``workdir/skipped.jsonl`` (``skipped.<process>.jsonl``
+    with several processes) and counted in metrics.jsonl; ``strict`` (default: the job's
+    ``--strict`` flag) stops at the first instead (:mod:`train.data`).
     """
     os.makedirs(workdir, exist_ok=True)
+    manifest = "skipped.jsonl" if jax.process_count() == 1 else f"skipped.{jax.process_index()}.jsonl"
+    loader.skipped = SkippedExamples(os.path.join(workdir, manifest), _strict(strict))
     mesh = data_mesh()
     replicated, sharded = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
     tx = make_optimizer(cfg)
@@ -299,6 +313,6 @@ def train(cfg: ml_collections.ConfigDict, task: Task, loader: Loader, workdir: s
         manager.close()
         bar.close()
     if loader.skipped.count:
-        log.warning("%d examples failed to decode and were replaced: %s", loader.skipped.count,
-                    dict(loader.skipped.reasons))
+        log.warning("%d examples failed to decode and were replaced (%s); listed in %s", loader.skipped.count,
+                    dict(loader.skipped.reasons), loader.skipped.manifest)
     return nnx.merge(graphdef, frozen, state["params"], state["rest"])

@@ -15,12 +15,16 @@ the shared readers; :func:`define_flags` / :func:`from_flags` are their command-
   ``single_event=False``: 1-3 events per clip with captions (retrieval) and all event labels
   in ``Record.labels``, no single ``label``.
 
+:func:`extracted_dataset` reads a ``clap_jax.extract`` folder back as a :class:`Dataset` (labels
+and captions from its index) with its audio embeddings.
+
 The held-out soundscapes seed of the bundled model is 10000 (``configs/clap_soundscapes.py``:
 ``data.eval_seed``); training used seed 0.
 """
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Sequence
 
 import numpy as np
@@ -106,6 +110,22 @@ def open_dataset(kind: str, *, root: str | None = None, folds: Sequence[int] | N
     if kind == "soundscapes":
         return soundscapes_records(seed, clips, sample_rate, duration, single_event)
     raise ValueError(f"unknown dataset kind {kind!r}; expected one of {KINDS}")
+
+
+def extracted_dataset(directory: str, model) -> tuple[Dataset, np.ndarray]:
+    """A ``clap_jax.extract`` folder -> its dataset (records with labels and captions from the
+    index) and audio embeddings (n, d); refused if a model other than ``model`` (anything with a
+    ``fingerprint``, e.g. ``clap_jax.Clap``) extracted it."""
+    from clap_jax import shards
+    _, emb, rows = shards.read(directory)
+    job = shards.read_json(os.path.join(directory, "job.json"))
+    if job["model_fingerprint"] != model.fingerprint:
+        raise ValueError(f"--embeddings={directory}: extracted with model {job['model']!r}, not the model given")
+    classes = job.get("classes", [])
+    index = {c: i for i, c in enumerate(classes)}
+    records = [readers.Record(key=r["id"], path=r["path"], label=index.get(r["label"]), labels=tuple(r["labels"]),
+                              captions=tuple(r["captions"])) for r in rows]
+    return Dataset(records, classes, f"{job['dataset']} (extracted to {directory})"), np.asarray(emb)
 
 
 def label_text(class_name: str) -> str:
