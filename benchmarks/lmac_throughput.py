@@ -109,8 +109,10 @@ def _ours(models, waves, noise, tmp):
         grad_clip=0.0)))
     tx = loop.make_optimizer(cfg)
     graphdef, frozen, params, rest = nnx.split(task.model, task.frozen, task.trainable, ...)
-    holder = {"state": {"params": params, "rest": rest, "opt_state": tx.init(params), "rng": jax.random.key(0),
-                        "step": jnp.zeros((), jnp.int32), "plateau": loop.plateau_init()}}
+    state = {"params": params, "rest": rest, "opt_state": tx.init(params), "rng": jax.random.key(0),
+             "step": jnp.zeros((), jnp.int32), "plateau": loop.plateau_init()}
+    # Committed to a device like the step's outputs: otherwise the second call compiles again.
+    holder = {"state": jax.device_put(state, jax.devices()[0])}
     step_fn = jax.jit(loop._train_step(graphdef, tx, task), donate_argnums=0)
     batch = {"waves": jnp.asarray(waves), "noise": jnp.asarray(noise)}
 

@@ -45,7 +45,7 @@ def _ours(cfg, waves, ids, mask):
              "step": jnp.zeros((), jnp.int32), "plateau": loop.plateau_init()}
     step = jax.jit(loop._train_step(graphdef, tx, task), donate_argnums=0)
     batch = {"waves": jnp.asarray(waves), "ids": jnp.asarray(ids), "mask": jnp.asarray(mask)}
-    holder = {"state": state}
+    holder = {"state": jax.device_put(state, jax.devices()[0])}   # committed: no second compile
 
     def run():
         holder["state"], metrics = step(holder["state"], frozen, batch)

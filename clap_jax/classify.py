@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import os
 import sys
-import warnings
 
+import jax
 import numpy as np
-import scipy.special
 from absl import flags
 
-from clap_jax import api, audio, cli_errors
+from clap_jax import api, cli_errors, streaming
 from clap_jax.examples import EVERYDAY_LABELS, EXAMPLES_DIR as EXAMPLES
 
 
@@ -37,41 +36,9 @@ def iter_classify(model: api.Clap, paths: list[str], labels: list[str], prompt: 
     """Yields ``(path, probabilities (n_labels,), near_silent)`` per usable file, a batch at a
     time. A file that fails calls ``skip(path, error)`` (None: the error is raised)."""
     text = model.embed_text([prompt.format(label) for label in labels])
-    for i in range(0, len(paths), batch_size):
-        clips, names = [], []
-        for p in paths[i:i + batch_size]:
-            try:
-                clips.append(audio.read_audio(p))
-                names.append(p)
-            except (audio.AudioError, OSError, ValueError) as err:
-                if skip is None:
-                    raise
-                skip(p, err)
-        for p, (x, _), emb in zip(names, clips, _embed(model, clips, names, skip)):
-            if emb is not None:
-                yield p, scipy.special.softmax(model.similarity(emb[None], text), axis=-1)[0], audio.warn_if_near_silent(x, p)
-
-
-def _embed(model: api.Clap, clips, names, skip) -> list:
-    """Embeddings of checked clips (None where ``skip`` took one). The API's near-silent
-    warnings name batch positions; :func:`iter_classify` warns with the file names instead."""
-    if not clips:
-        return []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", audio.NearSilentWarning)
-        try:
-            return list(model.embed_audio([x for x, _ in clips], [r for _, r in clips]))
-        except audio.AudioError:
-            if skip is None:
-                raise
-    out = []
-    for clip, name in zip(clips, names):                       # isolate the clip that failed
-        try:
-            out += _embed(model, [clip], [name], None)
-        except audio.AudioError as err:
-            skip(name, err)
-            out.append(None)
-    return out
+    for idx, emb, silent in streaming.iter_files(model, paths, batch_size, skip):
+        probs = np.asarray(jax.nn.softmax(model.similarity(emb, text), axis=-1))
+        yield from zip([paths[i] for i in idx], probs, silent)
 
 
 def classify(model: api.Clap, paths: list[str], labels: list[str], prompt: str, batch_size: int = 16) -> np.ndarray:

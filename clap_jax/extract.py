@@ -34,7 +34,7 @@ import zlib
 import jax
 import numpy as np
 
-from clap_jax import audio, batching, cli_errors, pipeline, runtime, shards
+from clap_jax import atomic, audio, batching, cli_errors, pipeline, runtime, shards
 from clap_jax.data import datasets, readers
 from clap_jax.shards import read  # noqa: F401  (public: clap_jax.extract.read)
 
@@ -262,10 +262,9 @@ def _write_texts(model, path: str, out: str, batch_size: int) -> int:
     if not lines:
         raise ValueError(f"--text_file={path}: no text lines")
     emb = model.embed_text(lines, batch_size=batch_size)
-    tmp = os.path.join(out, f".texts-{os.getpid()}.npy")
-    np.save(tmp, emb)
     shards.write_json(os.path.join(out, "texts.json"), {"texts": lines})
-    os.replace(tmp, os.path.join(out, "texts.npy"))
+    with atomic.path(os.path.join(out, "texts.npy")) as tmp, open(tmp, "wb") as f:
+        np.save(f, emb)
     return len(lines)
 
 

@@ -23,6 +23,8 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from clap_jax import atomic
+
 SHARDS = "shards"
 FORMAT = "clap-jax-embeddings/1"
 
@@ -89,12 +91,8 @@ def read_json(path: str) -> dict:
 
 
 def write_json(path: str, obj: dict) -> None:
-    """Writes JSON atomically (temporary file + rename)."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, path)
+    """Writes JSON atomically (:mod:`clap_jax.atomic`), keys sorted."""
+    atomic.write_json(path, obj, sort_keys=True)
 
 
 class ShardedArray:

@@ -33,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import os
 import sys
 
 import jax
@@ -40,7 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from clap_jax import cli_errors, frontend
+from clap_jax import atomic, cli_errors, frontend
 from lmac import baselines, masking, metrics, sanity
 from lmac import protocols as protocols_lib
 from lmac.report_figures import markdown, write_outputs
@@ -198,13 +199,14 @@ def _finite(x: float) -> float | None:
 
 def evaluate(explainer, clips: np.ndarray, truth=None, methods=DEFAULT_METHODS, protocols=DEFAULT_PROTOCOLS, *,
              batch_size: int = 16, seed: int = EVAL_SEED, speech: np.ndarray | None = None, n_examples: int = 3,
-             options: Options = Options(), progress: bool = True) -> dict:
+             options: Options = Options(), progress: bool = True, on_protocol=None) -> dict:
     """Scores ``methods`` on ``clips`` (N, clip_samples), prepared at the classifier's rate, under
     each protocol. ``truth``: None or per clip a list of (classifier class index or -1, bool mask
     (frames, n_freq)); ``speech`` (N, clip_samples) for the speech protocol (default: the corpus'
     voice-like source). Returns ``results`` {protocol: {method: {metric: float | None, counts}}}
     (None where a value is NaN or undefined) and ``examples`` (the first ``n_examples`` clips of the
-    first protocol: log1p spectrogram, each method's map, the predicted event's mask)."""
+    first protocol: log1p spectrogram, each method's map, the predicted event's mask).
+    ``on_protocol(results so far)`` is called as each protocol's table is finished."""
     methods = resolve(methods, METHODS, "method")
     protocols = resolve(protocols, protocols_lib.PROTOCOLS, "protocol")
     clips = np.asarray(clips, np.float32)
@@ -268,6 +270,8 @@ def evaluate(explainer, clips: np.ndarray, truth=None, methods=DEFAULT_METHODS, 
                     row[k] = _finite(float(np.nanmean(v))) if len(v) and np.isfinite(v).any() else None
                 row.update(counts[name])
             results[protocol][name] = row
+        if on_protocol:
+            on_protocol(results)
     bar.close()
     return {"results": results, "examples": examples}
 
@@ -374,8 +378,10 @@ def main(argv):
     if "speech" in protocols and f.speech_dir:
         speech = protocols_lib.folder_speech(f.speech_dir, len(data.waves), f.seed, sg.sample_rate, data.waves.shape[1])
     options = Options(f.ig_steps, f.smoothgrad_samples, f.smoothgrad_noise)
+    partial = lambda results: atomic.write_json(os.path.join(f.out, "results.json"), results, allow_nan=False)
+    os.makedirs(f.out, exist_ok=True)
     result = evaluate(explainer, data.waves, data.truth, methods, protocols, batch_size=f.batch_size, seed=f.seed,
-                      speech=speech, n_examples=f.figure_clips, options=options)
+                      speech=speech, n_examples=f.figure_clips, options=options, on_protocol=partial)
     sanity_methods = [m for m in SANITY_METHODS if m in methods] or list(SANITY_METHODS)
     sanity_result = (sanity_check(explainer, data.waves[:f.sanity_clips], sanity_methods, seed=f.seed, options=options)
                      if f.sanity_clips > 0 else None)

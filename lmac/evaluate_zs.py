@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import os
 
 import jax
@@ -35,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from clap_jax import atomic
 from clap_jax.data import soundscapes
 from clap_jax.linalg import l2_normalize
 from lmac import metrics, protocols, zero_shot
@@ -213,22 +213,26 @@ def table(results: dict[str, dict[str, float]]) -> str:
 
 def run(explainer, *, name: str, clips: int, seed: int, template: str, out: str,
         protocol_names=PROTOCOLS, methods=METHODS, batch_size: int = 8, **options) -> dict:
-    """Every protocol and method on ``clips`` clips of ``seed``; writes results.json and results.md."""
+    """Every protocol and method on ``clips`` clips of ``seed``; writes results.json (rewritten whole
+    after every protocol, ``complete`` true at the end) and results.md."""
     waves, truth, keys = eval_clips(explainer, clips, seed)
     sg = explainer.clap.spec.audio.spectrogram
     speech = protocols.corpus_speech(len(waves), seed, sg.sample_rate, waves.shape[1])
     results = {}
+
+    def save(complete: bool) -> None:      # after every protocol: a killed run keeps the finished ones
+        atomic.write_json(os.path.join(out, "results.json"), {
+            "explainer": name, "clips": clips, "seed": seed, "template": template, "options": options,
+            "results": results, "keys": keys, "complete": complete})
     for p in protocol_names:
         contaminated = protocols.contaminate(p, waves, seed, speech)
         results[p] = evaluate(explainer, contaminated, truth, template, methods=methods, seed=seed,
                               batch_size=batch_size, **options)
         print(f"### {p}\n\n{table(results[p])}\n", flush=True)
-    os.makedirs(out, exist_ok=True)
-    with open(os.path.join(out, "results.json"), "w") as f:
-        json.dump({"explainer": name, "clips": clips, "seed": seed, "template": template, "options": options,
-                   "results": results, "keys": keys}, f, indent=2)
-    with open(os.path.join(out, "results.md"), "w") as f:
-        f.write(f"LMAC-ZS `{name}` and gradient baselines on the CLAP audio encoder, {clips} soundscapes clips of "
-                f"seed {seed}, prompts \"{template}\"\n\n"
-                + "\n\n".join(f"### {p}\n\n{table(r)}" for p, r in results.items()) + "\n")
+        save(complete=False)
+    save(complete=True)
+    atomic.write_text(os.path.join(out, "results.md"),
+                      f"LMAC-ZS `{name}` and gradient baselines on the CLAP audio encoder, {clips} soundscapes clips "
+                      f"of seed {seed}, prompts \"{template}\"\n\n"
+                      + "\n\n".join(f"### {p}\n\n{table(r)}" for p, r in results.items()) + "\n")
     return results

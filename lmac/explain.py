@@ -40,7 +40,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from clap_jax import audio as audio_lib
-from clap_jax import cli_errors, examples
+from clap_jax import atomic, cli_errors, examples
 from lmac import explainer as explainer_lib
 
 DEFAULT_EXPLAINERS = ("soundscapes-lmac", "soundscapes-small-lmac-zs")
@@ -100,10 +100,11 @@ def _batches(paths: list[str], stems: list[str], batch_size: int, skips: cli_err
 
 def explain_files(explainer: explainer_lib.Explainer, paths: list[str], out: str, *, top_k: int = 3,
                   batch_size: int = 8, figures: bool = True, log: Callable[[str], None] = print,
-                  skips: cli_errors.Skips | None = None) -> tuple[list[ClipResult], cli_errors.Skips]:
+                  skips: cli_errors.Skips | None = None,
+                  on_batch: Callable[[list[ClipResult]], None] | None = None) -> tuple[list[ClipResult], cli_errors.Skips]:
     """Explains ``paths`` in batches of one shape, writes every clip's files into ``out`` as its
-    batch finishes and logs its line; returns the results and ``skips`` (default: a new
-    ``cli_errors.Skips("lmac.explain")``) with the unusable files."""
+    batch finishes, logs its line and calls ``on_batch(results so far)``; returns the results and
+    ``skips`` (default: a new ``cli_errors.Skips("lmac.explain")``) with the unusable files."""
     from clap_jax import plots
     from lmac import figures as figures_lib
     skips = cli_errors.Skips("lmac.explain") if skips is None else skips
@@ -134,6 +135,8 @@ def explain_files(explainer: explainer_lib.Explainer, paths: list[str], out: str
                 files["png"] = plots.save(fig, os.path.join(out, f"{stem}.png"))
             results.append(result)
             log(result.line())
+        if on_batch:
+            on_batch(results)
     return results, skips
 
 
@@ -156,15 +159,13 @@ def write_index(out: str, results: list[ClipResult], skipped: dict[str, str], ex
     if skipped:
         lines += ["", f"## Skipped ({len(skipped)})", ""] + [f"- {p}: {why}" for p, why in skipped.items()]
     index = os.path.join(out, "index.md")
-    with open(index, "w") as f:
-        f.write("\n".join(lines) + "\n")
+    atomic.write_text(index, "\n".join(lines) + "\n")
     data = {r.stem: {r.label: {"path": r.path, "probability": r.probability, "mask_mean": r.mask_mean,
                                "probability_in": r.probability_in, "probability_out": r.probability_out,
                                "top": dict(r.top), "files": {k: rel(v) for k, v in r.files.items()}}}
             for r in results}
     data_path = os.path.join(out, "explanations.json")
-    with open(data_path, "w") as f:
-        json.dump({"explainer": explainer_name, "clips": data, "skipped": skipped}, f, indent=2)
+    atomic.write_json(data_path, {"explainer": explainer_name, "clips": data, "skipped": skipped})
     return [index, data_path]
 
 
@@ -226,20 +227,25 @@ def main(argv) -> int:
         os.makedirs(out, exist_ok=True)
         size = max(1, min(FLAGS.batch_size, len(paths)))
         print(f"{name}:", flush=True)
+        # explanations.json (and index.md) are rewritten, whole, after every batch: a killed run
+        # leaves every finished clip listed with its files.
         if isinstance(explainer, zs_explainer.ZsExplainer):
+            def save(results, out=out, name=name):
+                atomic.write_json(os.path.join(out, "explanations.json"), {
+                    "explainer": name, "clips": explain_zs.as_json(results, out), "skipped": skips.reasons()})
             results = explain_zs.run_batches(
                 explainer, _batches(paths, unique_stems(paths), size, skips), out, prompts=prompts,
                 top_k=FLAGS.top_k,
                 concepts=FLAGS.concepts or prompts == ("concepts", None), size=size,
-                log=lambda line: print("  " + line, flush=True))
+                log=lambda line: print("  " + line, flush=True), on_batch=save)
+            save(results)
             cards = explain_zs.report_clips(results)
-            with open(os.path.join(out, "explanations.json"), "w") as f:
-                json.dump({"explainer": name, "clips": explain_zs.as_json(results, out),
-                           "skipped": skips.reasons()}, f, indent=2)
         else:
+            save = lambda results, out=out, name=name: write_index(out, results, skips.reasons(), name)
             results, _ = explain_files(explainer, paths, out, top_k=FLAGS.top_k, batch_size=FLAGS.batch_size,
-                                       log=lambda line: print("  " + line, flush=True), skips=skips)
-            write_index(out, results, skips.reasons(), name)
+                                       log=lambda line: print("  " + line, flush=True), skips=skips,
+                                       on_batch=save)
+            save(results)
             cards = lmac_report_clips(results)
         for card in cards:
             sections.setdefault(card.name, []).append((name, card))

@@ -144,13 +144,16 @@ def as_json(results: list[ZsClipResult], out: str) -> dict:
 
 
 def run_batches(explainer, batches, out: str, *, prompts, top_k: int, concepts: bool, size: int,
-                log: Callable[[str], None]) -> list[ZsClipResult]:
-    """Explains batches of good clips from ``lmac.explain._batches`` (which skips the bad files);
-    returns the results."""
+                log: Callable[[str], None],
+                on_batch: Callable[[list[ZsClipResult]], None] | None = None) -> list[ZsClipResult]:
+    """Explains batches of good clips from ``lmac.explain._batches`` (which skips the bad files),
+    calling ``on_batch(results so far)`` after each; returns the results."""
     results = []
     for batch in batches:
         found = clip_concepts(explainer, [p for p, *_ in batch], top_k) if concepts else None
         for r in explain_clips(explainer, batch, out, prompts=prompts, top_k=top_k, concepts=found, size=size):
             results.append(r)
             log(r.line())
+        if on_batch:
+            on_batch(results)
     return results

@@ -13,12 +13,11 @@ frequency (STFT bins) upwards.
 """
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
 
-from clap_jax import plots
+from clap_jax import atomic, plots
 from lmac import metrics
 
 
@@ -112,12 +111,10 @@ def write_outputs(out_dir: str, result: dict, sanity_result: dict | None, run: d
 
     def dump(name, obj):
         path = os.path.join(out_dir, name)
-        with open(path, "w") as f:
-            json.dump(obj, f, indent=2, allow_nan=False)
+        atomic.write_json(path, obj, allow_nan=False)
         paths.append(path)
     dump("results.json", result["results"])
-    with open(os.path.join(out_dir, "results.md"), "w") as f:
-        f.write(markdown(result["results"], sanity_result))
+    atomic.write_text(os.path.join(out_dir, "results.md"), markdown(result["results"], sanity_result))
     paths.append(os.path.join(out_dir, "results.md"))
     if result.get("examples"):
         paths.append(maps_figure(os.path.join(out_dir, "maps.png"), result["examples"]))

@@ -47,7 +47,7 @@ import sys
 
 import numpy as np
 
-from clap_jax import cli_errors
+from clap_jax import cli_errors, streaming
 from clap_jax.linalg import l2_normalize
 from sparse import checks
 from sparse import dictionary as dictionary_lib
@@ -296,7 +296,7 @@ def run(model, *, audio=(), embeddings=None, vocabulary="soundscapes", vocabular
         batches = _embedding_batches(z_in, keys_in, skips)
     else:
         batches = ((([paths[i] for i in idx]), z, silent)
-                   for idx, z, silent in embed.iter_files(model, paths, batch_size, skips, progress))
+                   for idx, z, silent in streaming.iter_files(model, paths, batch_size, skips, progress))
     whole = l0 is not None or (center and embed.uses_inputs(audio_mean, model))
     if center and not whole:
         concepts = concepts.with_audio_mean(

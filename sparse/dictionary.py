@@ -27,6 +27,7 @@ import os
 
 import numpy as np
 
+from clap_jax import atomic
 from clap_jax.linalg import l2_normalize
 from sparse.vocabulary import Vocabulary, as_vocabulary
 
@@ -47,11 +48,9 @@ def cache_path(cache_dir, kind: str, *parts: str) -> str | None:
 
 
 def save_npz(path: str, **arrays) -> None:
-    """Writes an .npz atomically (temporary file + rename)."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.tmp.npz"
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+    """Writes an .npz atomically (:mod:`clap_jax.atomic`)."""
+    with atomic.path(path) as tmp, open(tmp, "wb") as f:    # a file object: np.savez adds no ".npz"
+        np.savez(f, **arrays)
 
 
 def encode_texts(model, texts, batch_size: int = 256, cache_dir: str | None = None,

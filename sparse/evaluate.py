@@ -44,8 +44,9 @@ import textwrap
 
 import numpy as np
 
-from clap_jax.linalg import l2_normalize
+from clap_jax import cli_errors, streaming
 from clap_jax.data import datasets
+from clap_jax.linalg import l2_normalize
 from sparse import dictionary as dictionary_lib
 from sparse.decompose import decompose
 from sparse.dictionary import ConceptDictionary
@@ -177,29 +178,44 @@ def evaluate_embeddings(concepts: ConceptDictionary, audio: np.ndarray, *, promp
 
 
 def dataset_embeddings(model, data: datasets.Dataset, cache_dir=None, batch_size: int = 32,
-                       progress: bool = True) -> np.ndarray:
-    """(n, d) audio embeddings of a dataset, cached by model, dataset name and clip keys."""
-    from sparse import embed
+                       progress: bool = True, skips=None) -> tuple[datasets.Dataset, np.ndarray]:
+    """The dataset's usable records and their (n, d) audio embeddings, cached by model, dataset
+    name and clip keys. A record whose audio cannot be used goes to ``skips`` (a
+    ``clap_jax.cli_errors.Skips``; None: it raises) and is left out of the returned dataset."""
     keys = "\n".join(r.key for r in data.records)
-    path = dictionary_lib.cache_path(cache_dir, "audio", model.fingerprint, data.name, keys)
+    path = dictionary_lib.cache_path(cache_dir, "audio-kept", model.fingerprint, data.name, keys)
     if path and os.path.exists(path):
         with np.load(path) as f:
-            return f["embeddings"]
-    z = embed.embed_records(model, data.records, batch_size, progress)
-    if path:
-        dictionary_lib.save_npz(path, embeddings=z)
-    return z
+            kept, z, skipped = f["kept"], f["embeddings"], [json.loads(str(x)) for x in f["skipped"]]
+        for name, why in skipped:                              # named again, as on the first run
+            if skips is None:
+                raise ValueError(f"{name}: {why}")
+            skips(name, why)
+    else:
+        got = list(streaming.iter_records(model, data.records, batch_size, skips, progress))
+        if not got:
+            raise ValueError(f"{data.name}: no clip could be embedded")
+        kept = np.concatenate([idx for idx, _, _ in got])
+        z = np.concatenate([e for _, e, _ in got])
+        if path:
+            skipped = [json.dumps([n, r]) for n, r in (skips.items if skips is not None else [])]
+            dictionary_lib.save_npz(path, embeddings=z, kept=kept, skipped=np.asarray(skipped, dtype=str))
+    if len(kept) < len(data):
+        data = dataclasses.replace(data, records=[data.records[i] for i in kept])
+    return data, z
 
 
 def evaluate_dataset(model, data: datasets.Dataset, vocabulary, *, prompt: str = PROMPT, audio_mean: str = "dataset",
                      center: bool = True, cache_dir=None, batch_size: int = 32, progress: bool = True,
-                     model_name: str | None = None, audio: np.ndarray | None = None, **kwargs) -> dict:
+                     model_name: str | None = None, audio: np.ndarray | None = None, skips=None,
+                     **kwargs) -> dict:
     """Embeds the dataset (unless its ``audio`` embeddings (n, d) are given) and its prompts /
     captions with ``model`` and runs :func:`evaluate_embeddings` (kwargs) with the vocabulary's
-    concept dictionary."""
+    concept dictionary. Clips that cannot be used go to ``skips`` (:func:`dataset_embeddings`)
+    and are listed in the result's ``skipped``."""
     from sparse import embed
     if audio is None:
-        audio = dataset_embeddings(model, data, cache_dir, batch_size, progress)
+        data, audio = dataset_embeddings(model, data, cache_dir, batch_size, progress, skips)
     labels = data.labels()
     prompts = None
     if labels is not None:
@@ -219,7 +235,8 @@ def evaluate_dataset(model, data: datasets.Dataset, vocabulary, *, prompt: str =
     out = evaluate_embeddings(concepts, audio, prompts=prompts, labels=labels, captions=captions,
                               classes=data.classes, **kwargs)
     out.update(dataset=data.name, clips=len(data), concepts=len(concepts), source=concepts.source,
-               center=center, audio_mean=audio_mean if center else None)
+               center=center, audio_mean=audio_mean if center else None,
+               skipped=[{"clip": n, "reason": r} for n, r in (skips.items if skips is not None else [])])
     return out
 
 
@@ -343,8 +360,10 @@ def _define_flags():
     flags.DEFINE_integer("batch_size", 32, "Clips per audio-encoder batch.")
     flags.DEFINE_string("cache_dir", None, "Cache of embeddings (default: see sparse.dictionary).")
     flags.DEFINE_string("out", None, "Output folder (results.json, sweep.csv, sweep.png, profiles, report.md).")
+    flags.DEFINE_boolean("strict", False, "Stop at the first clip that cannot be used instead of skipping it.")
 
 
+@cli_errors.guard("sparse.evaluate")
 def main(argv):
     if len(argv) > 1:
         raise ValueError(f"unexpected arguments {argv[1:]}")
@@ -361,14 +380,17 @@ def main(argv):
     else:
         data = datasets.from_flags(rate)
     vocab = load_vocabulary(F.vocabulary, F.vocabulary_size)
+    skips = cli_errors.Skips("sparse.evaluate", F.strict)
     result = evaluate_dataset(model, data, vocab, prompt=F.prompt, audio_mean=F.audio_mean, center=F.center,
                               cache_dir=F.cache_dir, batch_size=F.batch_size, model_name=F.model, lam=F.lam,
                               lams=[float(x) for x in F.lams], l0_fraction=F.l0_fraction or None,
-                              top_k=F.top_k, method=F.method, audio=audio)
+                              top_k=F.top_k, method=F.method, audio=audio, skips=skips)
     title = f"Concept decomposition: {F.model} on {data.name}, vocabulary {vocab.name}"
     if F.out:
         write_outputs(result, F.out, title)
     sys.stdout.write(report(result, title))
+    print(skips.summary(result["clips"], "clips"), file=sys.stderr)
+    return skips.exit_code(result["clips"])
 
 
 if __name__ == "__main__":

@@ -26,9 +26,9 @@ import sys
 import numpy as np
 from absl import flags
 
-from clap_jax.data import soundscapes
+from clap_jax import streaming
+from clap_jax.data import datasets, soundscapes
 from clap_jax.linalg import l2_normalize
-from clap_jax.data import datasets
 from sparse import dictionary, embed
 from sparse.decompose import decompose
 from sparse.evaluate import PROMPT
@@ -102,7 +102,7 @@ def event_recall(model, concepts: dictionary.ConceptDictionary, lams, clips: int
     top-k concepts name, per λ, and that the dense top-k zero-shot classes name."""
     sr = model.spec.audio.spectrogram.sample_rate
     data = datasets.soundscapes_records(seed, clips, sr, model.spec.audio.clip_samples / sr, single_event=False)
-    z = embed.embed_records(model, data.records, batch_size=50)
+    z = streaming.embed_records(model, data.records, batch_size=50)
 
     def recall(top_names):
         return float(np.mean([any(names(n, e) for n in t) for t, r in zip(top_names, data.records) for e in r.labels]))

@@ -31,6 +31,8 @@ import dataclasses
 import hashlib
 import os
 
+from clap_jax import atomic
+
 VOCABULARY_DIR = os.path.join(os.path.dirname(__file__), "vocabularies")
 
 
@@ -148,12 +150,7 @@ def read(path: str) -> Vocabulary:
 
 def write(vocabulary: Vocabulary, path: str, header: tuple[str, ...] | list[str] = ()) -> None:
     """Writes ``vocabulary`` (atomically), after ``# ``-prefixed header lines."""
-    body = "".join(f"# {h}".rstrip() + "\n" for h in header) + vocabulary.text()
-    tmp = f"{path}.tmp"
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(body)
-    os.replace(tmp, path)
+    atomic.write_text(path, "".join(f"# {h}".rstrip() + "\n" for h in header) + vocabulary.text())
 
 
 def shipped() -> list[str]:

@@ -193,6 +193,75 @@ def test_a_killed_classification_keeps_every_printed_line(tmp_path):
         assert name.startswith("clip") and name.endswith(".wav") and len(top.split(", ")) == 3, line
 
 
+@pytest.mark.parametrize("explainer", ["soundscapes-lmac", "soundscapes-small-lmac-zs"])
+def test_a_killed_explanation_run_keeps_every_finished_clip(tmp_path, explainer):
+    """explanations.json is rewritten whole after every batch: killed in the middle, it parses
+    and every clip it lists has its files on disk, readable."""
+    clips = many_clips(tmp_path / "many", 24)
+    out = tmp_path / "explained"
+
+    def listed():
+        try:
+            return len(json.loads((out / "explanations.json").read_text())["clips"])
+        except (OSError, ValueError):
+            return 0
+    kill_when(["lmac.explain", f"--explainer={explainer}", f"--audio={clips}", f"--out={out}", "--batch_size=2",
+               "--prompts=rain,a beep"], lambda: listed() >= 4)
+    data = json.loads((out / "explanations.json").read_text())
+    assert 4 <= len(data["clips"]) < 24
+    for stem, entries in data["clips"].items():
+        assert stem.startswith("clip")
+        for entry in entries.values():
+            for rel in entry["files"].values():
+                path = out / rel
+                if path.suffix == ".wav":
+                    assert sf.info(str(path)).frames > 0, path
+                else:
+                    assert path.stat().st_size > 0, path
+
+
+def test_a_killed_evaluation_keeps_every_finished_protocol(tmp_path):
+    """lmac.evaluate rewrites results.json after each protocol: killed during the second, the
+    first protocol's table is there, whole, for every method."""
+    from test_evaluate import _tiny_explainer
+    explainer = _tiny_explainer(str(tmp_path))
+    clips = many_clips(tmp_path / "many", 40)
+    out = tmp_path / "eval"
+    kill_when(["lmac.evaluate", f"--explainer={explainer}", "--dataset=folder", f"--root={clips}", "--clips=0",
+               "--methods=lmac,ig", "--protocols=in_domain,white_noise,speech", "--sanity_clips=8",
+               "--batch_size=4", f"--out={out}"], lambda: (out / "results.json").exists())
+    results = json.loads((out / "results.json").read_text())
+    assert "in_domain" in results and "speech" not in results
+    for name in ("lmac", "ig"):
+        assert results["in_domain"][name]["AI"] is not None and "Fid-In" in results["in_domain"][name]
+
+
+def test_sparse_evaluate_skips_bad_clips_of_a_folder_dataset(corpus, tmp_path):
+    """Two class folders: the malformed corpus and two good clips. The bad clips are named,
+    counted and listed in results.json, the evaluation runs on the rest; a second run (embeddings
+    from the cache) names them again."""
+    import shutil
+    root = tmp_path / "classes"
+    shutil.copytree(corpus / "clips", root / "corpus")
+    os.makedirs(root / "tones")
+    for name in ("tone.wav", "noise.flac"):
+        shutil.copy(corpus / "clips" / name, root / "tones" / name)
+    args = ("sparse.evaluate", "--dataset=folder", f"--root={root}", "--lams=0.05", "--l0_fraction=0",
+            f"--cache_dir={tmp_path / 'cache'}", f"--out={tmp_path / 'out'}")
+    for _ in range(2):
+        proc = run(*args)
+        assert proc.returncode == 3, proc.stderr
+        skipped = skipped_lines(proc.stderr, "sparse.evaluate")
+        assert set(skipped) == set(BAD), proc.stderr
+        for name, why in BAD.items():
+            assert why in skipped[name], (name, skipped[name])
+        good = len(GOOD + SILENT) + 2
+        assert f"sparse.evaluate: {good} of {good + len(BAD)} clips done, {len(BAD)} skipped" in proc.stderr
+        result = json.loads((tmp_path / "out" / "results.json").read_text())
+        assert result["clips"] == good and {os.path.basename(s["clip"]) for s in result["skipped"]} == set(BAD)
+        assert "accuracy" in (tmp_path / "out" / "report.md").read_text()
+
+
 def test_extract_skips_bad_files_and_lists_them_in_the_manifest(corpus, tmp_path):
     from clap_jax import extract, shards
     out = tmp_path / "emb"

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from clap_jax import streaming
 from sparse import decompose as dec_lib
 from sparse import dictionary, embed, evaluate
 from sparse.decompose import decompose, intervene, recompose, top_concepts
@@ -346,7 +347,7 @@ def bundled():
     from clap_jax.data import datasets
     model = clap_jax.load("soundscapes-small")
     data = datasets.soundscapes_records(10000, 300, model.spec.audio.spectrogram.sample_rate, 5.0)
-    z = embed.embed_records(model, data.records, batch_size=50)
+    z = streaming.embed_records(model, data.records, batch_size=50)
     concepts = dictionary.build(model, "soundscapes", audio_mean=dictionary.audio_mean(z), cache_dir=False)
     return model, concepts, z, data
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -29,6 +30,7 @@ import numpy as np
 from absl import flags
 from flax import nnx
 
+from clap_jax import cli_errors
 from clap_jax.linalg import l2_normalize
 from train import cli, loop
 from train.data import Loader
@@ -107,8 +109,12 @@ def load_embeddings(cfg: ml_collections.ConfigDict):
         if part.labels() is None:
             raise ValueError(f"{part.name}: every clip needs a single class label to train a concept head")
     cache = cfg.cache_dir or None
-    return (dataset_embeddings(model, train, cache), train.labels(), dataset_embeddings(model, held, cache),
-            held.labels(), train.classes, model)
+    skips = cli_errors.Skips("train.concept_head")       # a bad clip: named, left out, counted
+    train, train_z = dataset_embeddings(model, train, cache, skips=skips)
+    held, held_z = dataset_embeddings(model, held, cache, skips=skips)
+    if len(skips):
+        print(skips.summary(len(train) + len(held), "clips"), file=sys.stderr)
+    return train_z, train.labels(), held_z, held.labels(), train.classes, model
 
 
 def run(cfg: ml_collections.ConfigDict, workdir: str, data=None, clap=None, text=None) -> dict:

@@ -20,21 +20,21 @@ with ``split`` from :func:`clap_jax.data.soundscapes.split_for` (development, va
 evaluation); a CSV is written for every split, possibly with a header only.
 
 Every file is written to a temporary name in the same folder and moved into place with
-``os.replace``, so an interrupted export never leaves a half-written CSV, WAV or NPZ
+``os.replace`` (:mod:`clap_jax.atomic`), so an interrupted export never leaves a half-written CSV, WAV or NPZ
 (at worst a stray ``*.tmp`` file).  CSVs are written once, after all the audio.
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
+from clap_jax import atomic
 from clap_jax.data.soundscapes import SPLITS, Clip
 
 __all__ = [
@@ -53,21 +53,8 @@ LABEL_COLUMNS = ("filename", "clip_id", "fold", "event", "class_id", "target", "
 N_CLOTHO_CAPTIONS = 5
 
 
-@contextlib.contextmanager
-def _atomic(path: Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; move it onto ``path`` if the block succeeds."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def _write_csv(path: Path, header: Iterable[str], rows: Iterable[Iterable[object]]) -> None:
-    with _atomic(path) as tmp:
+    with atomic.path(path) as tmp:
         with open(tmp, "w", newline="", encoding="utf-8") as f:
             w = csv.writer(f)
             w.writerow(header)
@@ -76,7 +63,7 @@ def _write_csv(path: Path, header: Iterable[str], rows: Iterable[Iterable[object
 
 def _write_wav(path: Path, clip: Clip) -> None:
     """16-bit PCM WAV (the audio's peak is <= 0.98, so nothing clips)."""
-    with _atomic(path) as tmp:
+    with atomic.path(path) as tmp:
         sf.write(tmp, clip.audio, clip.sample_rate, subtype="PCM_16", format="WAV")
 
 
@@ -102,7 +89,7 @@ def save_masks(clip: Clip, path: str | os.PathLike) -> bool:
         n_samples=np.array(len(clip.audio)),
     )
     path = Path(path)
-    with _atomic(path) as tmp:
+    with atomic.path(path) as tmp:
         with open(tmp, "wb") as f:  # a file object: np.savez would append ".npz" to a name
             np.savez_compressed(f, **arrays)
     return True
