@@ -21,7 +21,9 @@ Protocols: ``in_domain`` and the paper's OOD contaminations at 3 dB SNR (``mixtu
 the true masks stay the clean clip's. Writes ``results.json`` ({protocol: {metric: value}}) and
 ``results.md``. The same rows are explained by GradCAM, GradCAM++, SmoothGrad, Integrated Gradients
 and Saliency on the CLAP audio encoder (``lmac.zs_baselines``; target: the row's prompt), their maps
-min-max scaled to masks on the STFT grid and scored identically.
+min-max scaled to masks on the STFT grid and scored identically. ``scatter.png``: mask mean against
+similarity of the first protocol's pairs; ``sanity.json`` / ``sanity.png``: cascading randomisation
+of the audio encoder for LMAC-ZS and GradCAM++ (``lmac.sanity_zs``).
 """
 from __future__ import annotations
 
@@ -117,6 +119,7 @@ class _Scores:
 
     def __init__(self):
         self.agg, self.loc, self.present, self.absent, self.mm, self.sim = metrics.Aggregator(), [], [], [], [], []
+        self.kind = []
 
     def add(self, rows, valid_clips, mask, p_cl, p_in, p_out, sims, truth_batch):
         kind = np.array([r[2] for r in rows])
@@ -131,6 +134,7 @@ class _Scores:
             (self.present if what == "present" else self.absent).append(means[r])
             self.mm.append(means[r])
             self.sim.append(sims[r])
+            self.kind.append(what)
             if what == "present":
                 present.append(r)
                 truths.append(next(m for kk, m in truth_batch[i] if kk == k))
@@ -152,11 +156,17 @@ class _Scores:
         out["spearman_mask_mean_similarity"] = _spearman(np.asarray(self.mm), np.asarray(self.sim))
         return out
 
+    def points(self) -> dict:
+        """The (mask mean, similarity, kind) of every present / absent pair: scatter.png's data."""
+        return {"mask_mean": [float(v) for v in self.mm], "similarity": [float(v) for v in self.sim],
+                "kind": list(self.kind), "spearman": _spearman(np.asarray(self.mm), np.asarray(self.sim))}
+
 
 def evaluate(explainer, waves: np.ndarray, truth, template: str, *, methods=METHODS, seed: int = EVAL_SEED,
              batch_size: int = 8, ig_steps: int = 20, smoothgrad_samples: int = 5, smoothgrad_noise: float = 0.15,
-             progress: bool = True) -> dict[str, dict[str, float]]:
-    """{method: metrics} (module docstring) for prepared clips (N, samples) and their ground truth."""
+             progress: bool = True, scatter: dict | None = None) -> dict[str, dict[str, float]]:
+    """{method: metrics} (module docstring) for prepared clips (N, samples) and their ground truth;
+    ``scatter`` (a dict), if given, is filled with {method: mask mean / similarity points}."""
     clap = explainer.clap
     sr = clap.spec.audio.spectrogram.sample_rate
     labels = [c.label for c in soundscapes.CLASSES]
@@ -192,6 +202,8 @@ def evaluate(explainer, waves: np.ndarray, truth, template: str, *, methods=METH
             soft = lambda a: np.asarray(jax.nn.softmax(scale * a @ t_unit.T, axis=-1))
             sims = scale * np.sum(audio * t_unit[ks], axis=1)
             scores[m].add(rows, b, np.asarray(mask), soft(audio), soft(m_in), soft(m_out), sims, tb)
+    if scatter is not None:
+        scatter.update({m: sc.points() for m, sc in scores.items()})
     return {m: sc.result() for m, sc in scores.items()}
 
 
@@ -212,13 +224,15 @@ def table(results: dict[str, dict[str, float]]) -> str:
 
 
 def run(explainer, *, name: str, clips: int, seed: int, template: str, out: str,
-        protocol_names=PROTOCOLS, methods=METHODS, batch_size: int = 8, **options) -> dict:
+        protocol_names=PROTOCOLS, methods=METHODS, batch_size: int = 8, sanity_clips: int = 16, **options) -> dict:
     """Every protocol and method on ``clips`` clips of ``seed``; writes results.json (rewritten whole
-    after every protocol, ``complete`` true at the end) and results.md."""
+    after every protocol, ``complete`` true at the end) and results.md; scatter.png (the first
+    protocol's pairs) and, on the first ``sanity_clips`` clean clips (0: skip), sanity.json and
+    sanity.png (:mod:`lmac.sanity_zs`)."""
     waves, truth, keys = eval_clips(explainer, clips, seed)
     sg = explainer.clap.spec.audio.spectrogram
     speech = protocols.corpus_speech(len(waves), seed, sg.sample_rate, waves.shape[1])
-    results = {}
+    results, scatter = {}, {}
 
     def save(complete: bool) -> None:      # after every protocol: a killed run keeps the finished ones
         atomic.write_json(os.path.join(out, "results.json"), {
@@ -227,12 +241,21 @@ def run(explainer, *, name: str, clips: int, seed: int, template: str, out: str,
     for p in protocol_names:
         contaminated = protocols.contaminate(p, waves, seed, speech)
         results[p] = evaluate(explainer, contaminated, truth, template, methods=methods, seed=seed,
-                              batch_size=batch_size, **options)
+                              batch_size=batch_size, scatter=scatter if p == protocol_names[0] else None, **options)
         print(f"### {p}\n\n{table(results[p])}\n", flush=True)
         save(complete=False)
+    from lmac import sanity_zs
+    sanity_methods = [m for m in sanity_zs.SANITY_METHODS if m in methods] or list(sanity_zs.SANITY_METHODS)
+    sane = (sanity_zs.sanity_check(explainer, waves[:sanity_clips], template, methods=sanity_methods, seed=seed)
+            if sanity_clips > 0 else None)
+    sanity_zs.write(out, sane, scatter, protocol_names[0])
+    if sane:
+        print(f"### cascading randomisation (SSIM to the original map)\n\n{sanity_zs.table(sane)}\n", flush=True)
     save(complete=True)
     atomic.write_text(os.path.join(out, "results.md"),
                       f"LMAC-ZS `{name}` and gradient baselines on the CLAP audio encoder, {clips} soundscapes clips "
                       f"of seed {seed}, prompts \"{template}\"\n\n"
-                      + "\n\n".join(f"### {p}\n\n{table(r)}" for p, r in results.items()) + "\n")
+                      + "\n\n".join(f"### {p}\n\n{table(r)}" for p, r in results.items()) + "\n"
+                      + (f"\n### cascading randomisation (SSIM to the original map)\n\n{sanity_zs.table(sane)}\n"
+                         if sane else ""))
     return results

@@ -5,6 +5,7 @@ matplotlib, headless, imported only when a figure is written)::
 
     examples (spectrogram (n, T, F), maps {method: (n, T, F)}, truth {method: (n, T, F)}) -> maps.png
     sanity ({steps, methods: {name: {ssim_mean, ssim_std}}})                              -> sanity.png
+    points {method: {mask_mean, similarity, kind, spearman}} (LMAC-ZS evaluation)         -> scatter.png
 
 maps.png: one row per clip: the log1p magnitude spectrogram, each method's map (min-max scaled
 for display) with its predicted label, and the true mask of the event of the predicted class
@@ -64,6 +65,30 @@ def sanity_figure(path: str, result: dict) -> str:
                 xlabel="re-initialised (cumulative, top-down)", ylabel="SSIM to the original map")
     ax.set_xticks(x, steps, rotation=30, fontsize=8)
     ax.set_ylim(-0.1, 1.05)
+    return plots.save(fig, path, dpi=100)
+
+
+def scatter_figure(path: str, points: dict, protocol: str = "") -> str:
+    """Writes scatter.png: mask mean against the zero-shot similarity of every (present or absent
+    prompt, clip) pair, present and absent prompts in two colours, one panel per method side by side
+    with Spearman ρ over all its pairs in the title. ``points`` {method: {mask_mean, similarity,
+    kind ("present" | "absent"), spearman}}; returns ``path``."""
+    names = list(points)
+    fig, axes = plots.figure(1, len(names), size=(3.6 * len(names), 3.4))
+    for ax, name in zip(axes[0], names):
+        p = points[name]
+        mm, sim, kind = np.asarray(p["mask_mean"], float), np.asarray(p["similarity"], float), np.asarray(p["kind"])
+        for what, colour in (("present", "tab:blue"), ("absent", "tab:orange")):
+            sel = kind == what
+            ax.scatter(sim[sel], mm[sel], s=10, alpha=0.6, color=colour, label=f"{what} ({int(sel.sum())})")
+        rho = p.get("spearman")
+        ax.set_title(f"{name}: Spearman ρ = {'–' if rho is None or not np.isfinite(rho) else f'{rho:.2f}'}",
+                     fontsize=9)
+        ax.set_xlabel("similarity (zero-shot logit)")
+        ax.set_ylabel("mask mean")
+        ax.legend(fontsize=7)
+    if protocol:
+        fig.suptitle(f"mask mean vs similarity ({protocol})", fontsize=9)
     return plots.save(fig, path, dpi=100)
 
 

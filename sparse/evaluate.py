@@ -44,7 +44,7 @@ import textwrap
 
 import numpy as np
 
-from clap_jax import cli_errors, streaming
+from clap_jax import atomic, cli_errors, streaming
 from clap_jax.data import datasets
 from clap_jax.linalg import l2_normalize
 from sparse import dictionary as dictionary_lib
@@ -315,24 +315,23 @@ def report(result: dict, title: str) -> str:
 
 
 def write_outputs(result: dict, out_dir: str, title: str) -> None:
+    """results.json, sweep.csv, sweep.png, profiles.json / .md and report.md, each written whole
+    (:mod:`clap_jax.atomic`)."""
     os.makedirs(out_dir, exist_ok=True)
-    with open(os.path.join(out_dir, "results.json"), "w") as f:
-        json.dump(_as_json(result), f, indent=1, ensure_ascii=False)
-    with open(os.path.join(out_dir, "sweep.csv"), "w") as f:
-        f.write("lambda,mean_l0,cosine,accuracy,accuracy_std,t2a_R1,t2a_mAP10,a2t_R1,a2t_mAP10\n")
-        for r in result["sweep"]:
-            m = r.retrieval or {}
-            f.write(",".join(_fmt(v, ".6g") for v in (r.lam, r.l0, r.cosine, r.accuracy, r.accuracy_std,
+    at = lambda name: os.path.join(out_dir, name)
+    atomic.write_json(at("results.json"), _as_json(result), indent=1, ensure_ascii=False)
+    rows = ["lambda,mean_l0,cosine,accuracy,accuracy_std,t2a_R1,t2a_mAP10,a2t_R1,a2t_mAP10"]
+    for r in result["sweep"]:
+        m = r.retrieval or {}
+        rows.append(",".join(_fmt(v, ".6g") for v in (r.lam, r.l0, r.cosine, r.accuracy, r.accuracy_std,
                                                       m.get("t2a_R1"), m.get("t2a_mAP10"), m.get("a2t_R1"),
-                                                      m.get("a2t_mAP10"))) + "\n")
-    sweep_plot(os.path.join(out_dir, "sweep.png"), result["sweep"], result["main"][0], title)
+                                                      m.get("a2t_mAP10"))))
+    atomic.write_text(at("sweep.csv"), "\n".join(rows) + "\n")
+    sweep_plot(at("sweep.png"), result["sweep"], result["main"][0], title)
     if result.get("profiles"):
-        with open(os.path.join(out_dir, "profiles.json"), "w") as f:
-            json.dump(result["profiles"], f, indent=1, ensure_ascii=False)
-        with open(os.path.join(out_dir, "profiles.md"), "w") as f:
-            f.write(profiles_table(result["profiles"]) + "\n")
-    with open(os.path.join(out_dir, "report.md"), "w") as f:
-        f.write(report(result, title))
+        atomic.write_json(at("profiles.json"), result["profiles"], indent=1, ensure_ascii=False)
+        atomic.write_text(at("profiles.md"), profiles_table(result["profiles"]) + "\n")
+    atomic.write_text(at("report.md"), report(result, title))
 
 
 # ----------------------------------------------------------------------------------------

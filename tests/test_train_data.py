@@ -74,3 +74,27 @@ def test_training_run_writes_the_manifest(tmp_path):
     assert rows and all(r["index"] % 7 == 0 and "is corrupt" in r["reason"] for r in rows)
     assert len({r["index"] for r in rows}) == len(rows)
     assert int(np.load(tmp_path / "o.npz")["skipped"]) >= len(rows)
+
+
+def test_malformed_audio_through_a_training_reader_is_listed_not_trained_on(tmp_path):
+    """The corpus of malformed audio (tests/test_commands_bad_input.py) read as a training set
+    (an audio folder, the L-MAC job's decode): every bad file listed in the manifest by name,
+    no batch holds anything but good clips, and the batch shape never changes."""
+    import ml_collections
+
+    from clap_jax.data import readers
+    from clap_jax.spec import AudioConfig
+    from test_commands_bad_input import BAD, GOOD, SILENT, write_corpus
+    from train import lmac_data
+    write_corpus(tmp_path / "clips")
+    source = readers.AudioFolder(str(tmp_path / "clips"))
+    prepare = lmac_data.Prepare(AudioConfig(), ml_collections.ConfigDict())
+    loader = Loader(source, lmac_data.make_decode(prepare, None), global_batch=len(source), seed=0, workers=1,
+                    max_attempts=50)      # 9 of 15 files are bad: replacements may need many draws
+    loader.skipped = SkippedExamples(str(tmp_path / "skipped.jsonl"))
+    for step in range(2):
+        batch = loader.batch(step)
+        assert batch["waves"].shape == (len(source), prepare.length) and np.isfinite(batch["waves"]).all()
+    listed = {os.path.basename(r["file"]): r["reason"] for r in _manifest(tmp_path / "skipped.jsonl")}
+    assert set(listed) == set(BAD), listed
+    assert loader.skipped.count >= len(BAD) and len(GOOD + SILENT) + len(BAD) == len(source)
