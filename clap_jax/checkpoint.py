@@ -108,6 +108,10 @@ def save_params(path: str, model: nnx.Module) -> None:
     with ocp.StandardCheckpointer() as ckpt:
         ckpt.save(os.path.abspath(path), state)
         ckpt.wait_until_finished()
+    marker = os.path.join(path, "commit_success.txt")   # orbax writes the machine's absolute path
+    if os.path.exists(marker):                          # into it; a shipped directory must not carry one
+        with open(marker, "w") as f:
+            f.write("Checkpoint commit was successful.\n")
 
 
 def restore_params(path: str, model: nnx.Module) -> nnx.Module:

@@ -141,13 +141,15 @@ class Skips:
     def __init__(self, prog: str, strict: bool = False, stream=None):
         self.prog, self.strict, self.stream = prog, strict, stream
         self.items: list[tuple[str, str]] = []
+        self._seen: set[str] = set()
 
     def __call__(self, name: str, why) -> None:
         text = reason(name, why)
         if self.strict:
             raise InputError(f"{name}: {text} (stopped by --strict)")
-        if name in self.reasons():
+        if name in self._seen:
             return
+        self._seen.add(name)
         self.items.append((name, text))
         print(f"{self.prog}: skipped {name}: {text}", file=self.stream or sys.stderr, flush=True)
 
