@@ -37,7 +37,8 @@ Bad inputs (``clap_jax.cli_errors``): an audio file that does not decode, is emp
 NaN/inf or huge samples, and an embedding row with NaN/inf or zeros, are skipped with one line on
 stderr naming them and counted in the summary line; ``--strict`` stops at the first. Flags and
 ``--out`` are checked before any work. Exit status 0 (all decomposed), 3 (some skipped), 1 (none,
-or a user error: one line, the traceback with ``--verbosity=1``).
+or a user error: one line, the traceback with ``--verbosity=1``). One module of ~400 lines: the
+command is the API run over files (its flags are the API's arguments), so they stay together.
 """
 from __future__ import annotations
 
