@@ -39,7 +39,7 @@ from flax import nnx
 from clap_jax import atomic
 from clap_jax.data import soundscapes
 from clap_jax.linalg import l2_normalize
-from lmac import metrics, protocols, zero_shot
+from lmac import metrics, protocols, zero_shot, zs_explainer
 
 PROTOCOLS = ("in_domain", "mixtures_3db", "white_noise_3db", "speech_3db")
 EVAL_SEED = 70000      # used by nothing in training or selection (see configs/lmac_zs_soundscapes.py)
@@ -121,7 +121,10 @@ class _Scores:
         self.agg, self.loc, self.present, self.absent, self.mm, self.sim = metrics.Aggregator(), [], [], [], [], []
         self.kind = []
 
-    def add(self, rows, valid_clips, mask, p_cl, p_in, p_out, sims, truth_batch):
+    def add(self, rows, valid_clips, mask, p_cl, p_in, p_out, sims, truth_batch, stft_mask=None):
+        """``mask`` (rows, T, F') as the encoder saw it; ``stft_mask`` the same on the STFT grid of the
+        ground truth (None: ``mask`` is on it), for localisation."""
+        stft_mask = mask if stft_mask is None else stft_mask
         kind = np.array([r[2] for r in rows])
         first = kind == "pred"
         self.agg.add(jax.device_get(metrics.batch_metrics(p_cl[first], p_in[first], p_out[first], mask[first],
@@ -140,8 +143,8 @@ class _Scores:
                 truths.append(next(m for kk, m in truth_batch[i] if kk == k))
         # One localisation call per batch, padded to 3 rows a clip so its shape never changes.
         n, width = len(present), 3 * len(truth_batch)
-        frames = min(truths[0].shape[0], mask.shape[1])
-        maps = mask[np.array(present + present[:1] * (width - n))][:, :frames]
+        frames = min(truths[0].shape[0], stft_mask.shape[1])
+        maps = stft_mask[np.array(present + present[:1] * (width - n))][:, :frames]
         truth = np.stack(truths + truths[:1] * (width - n))[:, :frames]
         scores = jax.device_get(metrics.localization_per_sample(maps, truth))
         self.loc.append({key: np.asarray(v)[:n] for key, v in scores.items()})
@@ -168,7 +171,8 @@ def evaluate(explainer, waves: np.ndarray, truth, template: str, *, methods=METH
     """{method: metrics} (module docstring) for prepared clips (N, samples) and their ground truth;
     ``scatter`` (a dict), if given, is filled with {method: mask mean / similarity points}."""
     clap = explainer.clap
-    sr = clap.spec.audio.spectrogram.sample_rate
+    sg = clap.spec.audio.spectrogram
+    sr = sg.sample_rate
     labels = [c.label for c in soundscapes.CLASSES]
     text_all = clap.embed_text([template.format(label=lab) for lab in labels])             # (K, D)
     t_unit = l2_normalize(text_all)
@@ -201,7 +205,8 @@ def evaluate(explainer, waves: np.ndarray, truth, template: str, *, methods=METH
             audio, m_in, m_out = jax.device_get(_masked(graphs, clap.state, mag_rows, mask))
             soft = lambda a: np.asarray(jax.nn.softmax(scale * a @ t_unit.T, axis=-1))
             sims = scale * np.sum(audio * t_unit[ks], axis=1)
-            scores[m].add(rows, b, np.asarray(mask), soft(audio), soft(m_in), soft(m_out), sims, tb)
+            on_stft = None if cfg.domain == "stft" else np.asarray(zs_explainer.mel_to_stft_mask(mask, sg))
+            scores[m].add(rows, b, np.asarray(mask), soft(audio), soft(m_in), soft(m_out), sims, tb, on_stft)
     if scatter is not None:
         scatter.update({m: sc.points() for m, sc in scores.items()})
     return {m: sc.result() for m, sc in scores.items()}

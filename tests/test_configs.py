@@ -63,7 +63,8 @@ def _lmac_zs(clap):
 # What each config file builds; a new config file needs its row here.
 BUILDS = {"clap_soundscapes": _clap, "clap_soundscapes_finetune": _clap, "classifier_soundscapes": _classifier,
           "concept_head": lambda cfg: [], "lmac_cnn14_esc50": _lmac, "lmac_soundscapes": _lmac,
-          "lmac_zs_msclap2022": _lmac_zs(_cnn14_clap), "lmac_zs_soundscapes": _lmac_zs(_bundled_clap)}
+          "lmac_zs_msclap2022": _lmac_zs(_cnn14_clap), "lmac_zs_soundscapes": _lmac_zs(_bundled_clap),
+          "lmac_zs_soundscapes_prompt": _lmac_zs(_bundled_clap)}
 
 
 def test_every_config_file_has_a_row():

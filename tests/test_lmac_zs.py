@@ -144,6 +144,61 @@ def test_film_conditioning_separates_two_prompts_after_a_few_steps(tmp_path, sma
     assert view.mask.shape == (501, 257) and np.isfinite(view.similarity_in)
 
 
+def test_training_validation_reports_the_prompt_probe_of_the_exported_decoder(tmp_path, small_clap):
+    """The eval rows of a soundscapes run carry the prompt probe (present / absent mask means, their
+    ratio, Spearman's ρ with the similarity); recomputed here through ``explain`` of the exported
+    decoder on the same validation clips and prompts."""
+    import json
+
+    import lmac
+    from scipy import stats
+
+    from clap_jax.data import soundscapes
+    _train(tmp_path, steps=2)
+    row = [json.loads(line) for line in open(tmp_path / "run" / "metrics.jsonl") if '"eval"' in line][-1]
+    cfg = soundscapes.SoundscapeConfig(sample_rate=16000, duration=5.0, stft=None, min_events=1, max_events=3)
+    clips = [soundscapes.generate_clip(25_000, i, cfg) for i in range(2)]
+    ids = [c.id for c in soundscapes.CLASSES]
+    rng, mm, sim, present = np.random.default_rng(0), [], [], []
+    loaded = lmac.load(str(tmp_path / "export"))
+    for clip in clips:
+        here = sorted({ids.index(label) for label in clip.labels})
+        gone = rng.choice(sorted(set(range(len(ids))) - set(here)), len(here), replace=False)
+        prompts = [f"this is the sound of {soundscapes.CLASSES[k].label}" for k in [*here, *gone]]
+        [e] = loaded.explain([clip.audio], clip.sample_rate, prompts=prompts)
+        mm += list(e.mask_mean)
+        sim += list(e.similarity)
+        present += [True] * len(here) + [False] * len(gone)
+    mm, present = np.array(mm), np.array(present)
+    np.testing.assert_allclose(row["mm_present"], mm[present].mean(), rtol=1e-4)
+    np.testing.assert_allclose(row["mm_absent"], mm[~present].mean(), rtol=1e-4)
+    np.testing.assert_allclose(row["absent_present"], mm[~present].mean() / mm[present].mean(), rtol=1e-4)
+    np.testing.assert_allclose(row["rho_mm_sim"], stats.spearmanr(mm, sim).statistic, atol=1e-6)
+
+
+def test_mel_domain_decoder_is_localised_on_the_stft_grid_of_the_truth(tmp_path):
+    """A mel-domain decoder is evaluated with its mel masks spread back to the STFT grid of the
+    ground truth: the ROC-AUC of ``evaluate`` equals the one computed from ``explain``'s STFT-grid
+    masks for each present event's prompt."""
+    from lmac import evaluate_zs, metrics
+    from clap_jax.data import soundscapes
+    explainer = _train(tmp_path, ("loss.domain", "mel"), steps=1)
+    assert explainer.spec.decoder.n_freq == explainer.clap.spec.audio.spectrogram.n_mels
+    waves, truth, _ = evaluate_zs.eval_clips(explainer, 2, 70_000)
+    result = evaluate_zs.evaluate(explainer, waves, truth, "this is the sound of {label}", methods=("lmac_zs",),
+                                  batch_size=2, progress=False)["lmac_zs"]
+    aucs = []
+    for w, events in zip(waves, truth):
+        prompts = [f"this is the sound of {soundscapes.CLASSES[k].label}" for k, _ in events]
+        [e] = explainer.explain([w], explainer.sample_rate, prompts=prompts)
+        for (k, _), mask in zip(events, e.masks):
+            true = next(m for kk, m in events if kk == k)         # a class's first event, as evaluate does
+            frames = min(len(true), len(mask))
+            auc = metrics.localization_per_sample(jnp.asarray(mask[None, :frames]), jnp.asarray(true[None, :frames]))
+            aucs.append(float(auc["roc_auc"][0]))
+    np.testing.assert_allclose(result["roc_auc"], np.mean(aucs), rtol=1e-4)
+
+
 MSCLAP_2022_SMALL = ClapSpec(
     model=ClapConfig(audio=Cnn14Config(channels=(4, 4, 4, 8, 16, 32), embed_dim=32, num_classes=0),
                      text=TextConfig(vocab_size=300, hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64,

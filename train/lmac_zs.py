@@ -20,6 +20,7 @@ import functools
 import random
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from flax import nnx
@@ -123,8 +124,52 @@ def sources(d: ml_collections.ConfigDict):
     raise ValueError(f"data.dataset: unknown {d.dataset!r} (soundscapes, captions)")
 
 
-def make_evaluate(clap: api.Clap, valid, decode, cfg: zero_shot.ZsLossConfig, batch_size: int):
-    """``evaluate(model)``: the loss parts on fixed validation clips, batch by batch (square batches)."""
+def make_prompt_probe(clap: api.Clap, valid, template: str, cfg: zero_shot.ZsLossConfig, batch_size: int):
+    """``probe(model)`` on soundscapes validation clips (None for other sources): the mean mask of
+    each clip's event prompts (``mm_present``) and of as many absent classes' prompts
+    (``mm_absent``, classes drawn with a fixed seed), ``absent_present`` (their ratio) and
+    ``rho_mm_sim`` (Spearman's ρ between mask mean and similarity over both): what
+    ``lmac.evaluate --zero_shot`` reports on held-out clips, here on validation clips for selection."""
+    if not isinstance(valid, lmac_data.SoundscapesClips):
+        return None
+    names = [c.id for c in soundscapes.CLASSES]
+    text_all = clap.embed_text([template.format(label=c.label) for c in soundscapes.CLASSES])       # (K, D)
+    clips = [valid[i] for i in range(len(valid))]
+    rng, rows = np.random.default_rng(0), []                                 # (clip, class, present)
+    for i, clip in enumerate(clips):
+        present = sorted({names.index(label) for label in clip.labels})
+        absent = rng.choice(sorted(set(range(len(names))) - set(present)), len(present), replace=False)
+        rows += [(i, k, True) for k in present] + [(i, int(k), False) for k in absent]
+    waves = clap.prepare_audio([c.audio for c in clips], clips[0].sample_rate).waves.astype(np.float32)
+    spectrogram, normalize = clap.spec.audio.spectrogram, zero_shot.normalizes(cfg)
+
+    @functools.partial(jax.jit, static_argnums=1)
+    def scores(state, graphdef, w, t):
+        model = nnx.merge(graphdef, state)
+        mag = frontend.magnitude(frontend.stft(w, spectrogram), spectrogram.magnitude_eps)
+        out = zero_shot.forward_pairs(model.clap, model.decoder, mag, t, spectrogram, cfg, normalize)
+        return out["mask"].mean(axis=(1, 2)), jnp.sum(out["text"] * out["audio"], axis=-1)
+
+    def probe(model: ZsModel) -> dict[str, float]:
+        graphdef, state = nnx.split(model)
+        mm, sim = [], []
+        for s in range(0, len(rows), batch_size):
+            part = rows[s:s + batch_size]
+            pad = part + [part[-1]] * (batch_size - len(part))               # one program for every batch
+            m, c = scores(state, graphdef, waves[[r[0] for r in pad]], text_all[[r[1] for r in pad]])
+            mm.append(np.asarray(m)[:len(part)]), sim.append(np.asarray(c)[:len(part)])
+        mm, sim, present = np.concatenate(mm), np.concatenate(sim), np.array([r[2] for r in rows])
+        rank = lambda v: np.argsort(np.argsort(v, kind="stable"), kind="stable")
+        return {"mm_present": float(mm[present].mean()), "mm_absent": float(mm[~present].mean()),
+                "absent_present": float(mm[~present].mean() / max(mm[present].mean(), 1e-12)),
+                "rho_mm_sim": float(np.corrcoef(rank(mm), rank(sim))[0, 1])}
+    return probe
+
+
+def make_evaluate(clap: api.Clap, valid, decode, cfg: zero_shot.ZsLossConfig, batch_size: int,
+                  template: str = "this is the sound of {label}"):
+    """``evaluate(model)``: the loss parts on fixed validation clips, batch by batch (square batches),
+    and on soundscapes the prompt probe (:func:`make_prompt_probe`)."""
     rng = np.random.default_rng(0)
     items = [decode(valid[i], rng) for i in range(len(valid) - len(valid) % batch_size)]
     batches = [{k: np.stack([it[k] for it in items[s:s + batch_size]]) for k in items[0]}
@@ -135,10 +180,13 @@ def make_evaluate(clap: api.Clap, valid, decode, cfg: zero_shot.ZsLossConfig, ba
     def parts(state, graphdef, batch):
         return loss_fn(nnx.merge(graphdef, state), batch, None)[1]
 
+    probe = make_prompt_probe(clap, valid, template, cfg, batch_size)
+
     def evaluate(model: ZsModel) -> dict[str, float]:
         graphdef, state = nnx.split(model)
         rows = [jax.device_get(parts(state, graphdef, b)) for b in batches]
-        return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]} if rows else {}
+        result = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]} if rows else {}
+        return {**result, **(probe(model) if probe else {})}
     return evaluate
 
 
@@ -152,7 +200,7 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, export: str | None = None)
     train_set, valid_set = sources(cfg.data)
     decode = make_decode(clap, cfg.data)
     task = loop.Task(model=ZsModel(nnx.merge(clap.graphdef, clap.state), decoder), loss=make_loss(clap, lcfg),
-                     evaluate=make_evaluate(clap, valid_set, decode, lcfg, cfg.batch_size),
+                     evaluate=make_evaluate(clap, valid_set, decode, lcfg, cfg.batch_size, cfg.data.prompt),
                      frozen=nnx.PathContains("clap"))
     loader = Loader(train_set, decode, cfg.batch_size, seed=cfg.seed, process_index=jax.process_index(),
                     process_count=jax.process_count(), workers=cfg.data.workers)
