@@ -97,7 +97,8 @@ def _masked(graphs, state, mag, mask):
     return audio, masked_in, masked_out
 
 
-def _spearman(x: np.ndarray, y: np.ndarray) -> float:
+def spearman(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman's ρ (ranks with ties broken by order; NaN under 3 points)."""
     rank = lambda v: np.argsort(np.argsort(v, kind="stable"), kind="stable").astype(np.float64)
     return float(np.corrcoef(rank(x), rank(y))[0, 1]) if len(x) > 2 else float("nan")
 
@@ -156,13 +157,13 @@ class _Scores:
         out["mask_mean_present"] = float(np.mean(self.present))
         out["mask_mean_absent"] = float(np.mean(self.absent))
         out["absent_over_present"] = out["mask_mean_absent"] / max(out["mask_mean_present"], 1e-12)
-        out["spearman_mask_mean_similarity"] = _spearman(np.asarray(self.mm), np.asarray(self.sim))
+        out["spearman_mask_mean_similarity"] = spearman(np.asarray(self.mm), np.asarray(self.sim))
         return out
 
     def points(self) -> dict:
         """The (mask mean, similarity, kind) of every present / absent pair: scatter.png's data."""
         return {"mask_mean": [float(v) for v in self.mm], "similarity": [float(v) for v in self.sim],
-                "kind": list(self.kind), "spearman": _spearman(np.asarray(self.mm), np.asarray(self.sim))}
+                "kind": list(self.kind), "spearman": spearman(np.asarray(self.mm), np.asarray(self.sim))}
 
 
 def evaluate(explainer, waves: np.ndarray, truth, template: str, *, methods=METHODS, seed: int = EVAL_SEED,

@@ -28,7 +28,7 @@ from flax import nnx
 from clap_jax import api, frontend, pipeline
 from clap_jax.configs import from_config
 from clap_jax.data import readers, soundscapes
-from lmac import decoders, text_decoders, zero_shot, zs_explainer
+from lmac import decoders, evaluate_zs, text_decoders, zero_shot, zs_explainer
 from lmac.conditioning import ConditioningConfig
 from train import cli, lmac_data, loop
 from train.data import Loader
@@ -159,10 +159,9 @@ def make_prompt_probe(clap: api.Clap, valid, template: str, cfg: zero_shot.ZsLos
             m, c = scores(state, graphdef, waves[[r[0] for r in pad]], text_all[[r[1] for r in pad]])
             mm.append(np.asarray(m)[:len(part)]), sim.append(np.asarray(c)[:len(part)])
         mm, sim, present = np.concatenate(mm), np.concatenate(sim), np.array([r[2] for r in rows])
-        rank = lambda v: np.argsort(np.argsort(v, kind="stable"), kind="stable")
         return {"mm_present": float(mm[present].mean()), "mm_absent": float(mm[~present].mean()),
                 "absent_present": float(mm[~present].mean() / max(mm[present].mean(), 1e-12)),
-                "rho_mm_sim": float(np.corrcoef(rank(mm), rank(sim))[0, 1])}
+                "rho_mm_sim": evaluate_zs.spearman(mm, sim)}
     return probe
 
 
