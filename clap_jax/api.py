@@ -184,11 +184,16 @@ def from_model(spec: ClapSpec, model: ClapModel, tokenizer_dir: str | None = Non
     return Clap(spec, model, tok, reference_audio_mean)
 
 
+def model_dir(name_or_dir: str) -> str:
+    """The directory of a converted model: ``name_or_dir`` itself, or the bundled model of that name."""
+    if not os.path.isdir(name_or_dir) and os.path.isdir(os.path.join(BUNDLED_DIR, name_or_dir)):
+        return os.path.join(BUNDLED_DIR, name_or_dir)
+    return name_or_dir
+
+
 def load(name_or_dir: str, dtype=jnp.float32) -> Clap:
     """Loads a converted directory (or the name of a bundled model) without torch."""
-    directory = name_or_dir
-    if not os.path.isdir(directory) and os.path.isdir(os.path.join(BUNDLED_DIR, name_or_dir)):
-        directory = os.path.join(BUNDLED_DIR, name_or_dir)
+    directory = model_dir(name_or_dir)
     spec = checkpoint.read_spec(directory)
     model = checkpoint.restore_params(os.path.join(directory, checkpoint.PARAMS_DIR),
                                       checkpoint.abstract_model(spec, dtype))

@@ -4,7 +4,8 @@ Each of our parameters has one PyTorch name: its module path, renamed by a sourc
 (regex substitutions, applied in order), plus the PyTorch leaf name of its layer type. Layouts
 are converted on the way (Linear (out, in) -> kernel (in, out), except GPT-2's ``Conv1D``, already
 (in, out); Conv2d OIHW -> HWIO). A state dict that does not fit is refused with the missing and
-unexpected keys listed.
+unexpected keys listed. :func:`state_of` goes the other way (a model -> a state dict in a
+source's names and layouts, for ``clap_jax.export``).
 """
 from __future__ import annotations
 
@@ -104,7 +105,13 @@ def _is_tensor(value) -> bool:
 
 
 def read_state_dict(path: str, allow_unsafe_pickle: bool = False, entry: str | None = None) -> dict[str, np.ndarray]:
-    """Reads a PyTorch checkpoint (.pt/.pth/.bin/.ckpt) or safetensors file into numpy float arrays.
+    """The state dict of a checkpoint file: :func:`read_checkpoint` without the other entries."""
+    return read_checkpoint(path, allow_unsafe_pickle, entry)[0]
+
+
+def read_checkpoint(path: str, allow_unsafe_pickle: bool = False,
+                    entry: str | None = None) -> tuple[dict[str, np.ndarray], Mapping]:
+    """(state dict, the file's top-level entries). Reads a PyTorch checkpoint (.pt/.pth/.bin/.ckpt) or safetensors file into numpy float arrays.
 
     Pickles are read with ``torch.load(weights_only=True)``, which cannot run code. Files that
     need full unpickling (the published LAION ``.pt`` files, for example) are refused unless
@@ -130,6 +137,7 @@ def read_state_dict(path: str, allow_unsafe_pickle: bool = False, entry: str | N
         raise CheckpointError(f"{path}: holds a {type(raw).__name__}{shape}, not a state dict (a dict of named "
                               "tensors, as torch.save(model.state_dict()) writes)")
     top = ", ".join(map(str, sorted(raw, key=str)[:10]))
+    entries = raw
     if entry is not None:
         if entry not in raw:
             raise CheckpointError(f"{path}: no '{entry}' entry (top-level keys: {top})")
@@ -152,7 +160,7 @@ def read_state_dict(path: str, allow_unsafe_pickle: bool = False, entry: str | N
         out[key] = np.asarray(value)
     if not out:
         raise CheckpointError(f"{path}: an empty state dict")
-    return out
+    return out, entries
 
 
 def _leaves(module: nnx.Module) -> dict[str, tuple[str, Callable[[np.ndarray], np.ndarray]]]:
@@ -200,6 +208,26 @@ def torch_names(model: nnx.Module, rules: Iterable[tuple[str, str]]) -> dict[str
             torch_leaf, fn = leaves.get(name, (name, lambda a: a))
             table[rename(f"{prefix}.{torch_leaf}" if prefix else torch_leaf)] = (value, fn)
     return table
+
+
+def _axes_of(fn: Callable[[np.ndarray], np.ndarray], ndim: int) -> tuple[int, ...]:
+    """The axis permutation a layout transform applies: ``fn(x).shape == x.shape[axes]``
+    (every transform of :func:`_leaves` is an axis permutation; probed on distinct axis sizes)."""
+    sizes = (2, 3, 5, 7, 11)[:ndim]
+    return tuple(sizes.index(n) for n in fn(np.empty(sizes, np.int8)).shape)
+
+
+def state_of(model: nnx.Module, rules: Iterable[tuple[str, str]]) -> dict[str, np.ndarray]:
+    """``model``'s parameters and statistics as a PyTorch state dict (float32 numpy arrays in
+    PyTorch's layouts, keys renamed by ``rules``): the inverse of :func:`load_state`, so
+    ``load_state(model, state_of(model, rules), rules)`` changes nothing."""
+    out = {}
+    for key, (var, fn) in torch_names(model, rules).items():
+        value = np.asarray(var.get_value(), np.float32)
+        if value.ndim > 1:
+            value = value.transpose(np.argsort(_axes_of(fn, value.ndim)))
+        out[key] = np.array(value, order="C")          # (ascontiguousarray would make scalars 1-d)
+    return out
 
 
 def load_state(model: nnx.Module, state: Mapping[str, np.ndarray], rules: Iterable[tuple[str, str]],

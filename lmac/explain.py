@@ -181,6 +181,20 @@ def bundled_explainers() -> list[str]:
     return found
 
 
+def default_explainers(model: str | None) -> list[str]:
+    """The explainers of a bare command: :data:`DEFAULT_EXPLAINERS`, the LMAC-ZS one replaced by the
+    bundled LMAC-ZS decoder trained for ``model`` (a bundled CLAP's name) when there is one."""
+    names = list(DEFAULT_EXPLAINERS)
+    if model is None or model == "soundscapes-small":
+        return names
+    for name in bundled_explainers():
+        with open(os.path.join(explainer_lib.BUNDLED_DIR, name, "spec.json")) as f:
+            spec = json.load(f)
+        if "zs-explainer/" in spec.get("format", "") and spec.get("model") == model:
+            return [names[0], name]
+    return names
+
+
 def load_explainers(names: list[str], model: str | None):
     """``([(name, explainer)], None)``, or ``(None, one-line error)``."""
     loaded = []
@@ -211,7 +225,8 @@ def main(argv) -> int:
     if len(argv) > 1:
         print(f"unexpected arguments: {' '.join(argv[1:])}", file=sys.stderr)
         return 2
-    loaded, error = load_explainers(FLAGS.explainer, FLAGS.model)
+    names = FLAGS.explainer if FLAGS["explainer"].present else default_explainers(FLAGS.model)
+    loaded, error = load_explainers(names, FLAGS.model)
     if error:
         print(error, file=sys.stderr)
         return 2

@@ -27,9 +27,9 @@ ROOT = os.path.join(os.path.dirname(__file__), "..")
 CONFIGS = sorted(f[:-3] for f in os.listdir(os.path.join(ROOT, "configs")) if f.endswith(".py") and f != "__init__.py")
 
 
-def _bundled_clap():
+def _bundled_clap(name="soundscapes-small"):
     """Stands in for a loaded CLAP where only ``.spec`` is read (``train.lmac_zs.decoder_config``)."""
-    directory = os.path.join(explainer_lib.BUNDLED_DIR, "soundscapes-small")
+    directory = os.path.join(explainer_lib.BUNDLED_DIR, name)
     return types.SimpleNamespace(spec=checkpoint.read_spec(directory))
 
 
@@ -61,9 +61,11 @@ def _lmac_zs(clap):
 
 
 # What each config file builds; a new config file needs its row here.
-BUILDS = {"clap_soundscapes": _clap, "clap_soundscapes_finetune": _clap, "classifier_soundscapes": _classifier,
-          "concept_head": lambda cfg: [], "lmac_cnn14_esc50": _lmac, "lmac_soundscapes": _lmac,
-          "lmac_zs_msclap2022": _lmac_zs(_cnn14_clap), "lmac_zs_soundscapes": _lmac_zs(_bundled_clap),
+BUILDS = {"clap_soundscapes": _clap, "clap_soundscapes_cnn14": _clap, "clap_soundscapes_finetune": _clap,
+          "classifier_soundscapes": _classifier, "concept_head": lambda cfg: [], "lmac_cnn14_esc50": _lmac,
+          "lmac_soundscapes": _lmac, "lmac_zs_msclap2022": _lmac_zs(_cnn14_clap),
+          "lmac_zs_soundscapes": _lmac_zs(_bundled_clap),
+          "lmac_zs_soundscapes_cnn14": _lmac_zs(lambda: _bundled_clap("soundscapes-small-cnn14")),
           "lmac_zs_soundscapes_prompt": _lmac_zs(_bundled_clap)}
 
 

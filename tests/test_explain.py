@@ -211,3 +211,25 @@ def test_default_run_on_bundled_examples(tmp_path):
                 wave, rate = sf.read(zs_out / prompt["files"][key])
                 assert rate == 16000 and wave.shape == (80000,) and np.isfinite(wave).all()
             assert prompt["files"]["png"] in page.replace("soundscapes-small-lmac-zs/", "")
+
+
+def test_model_flag_picks_the_bundled_decoder_trained_for_that_clap(tmp_path):
+    """``lmac.explain --model=soundscapes-small-cnn14`` on the bundled examples: the LMAC-ZS
+    explainer is the bundled CNN14 decoder (the paper's architecture) on the bundled CNN14 CLAP,
+    and the report shows every clip with its masks and players."""
+    rc, stdout, stderr = _run(f"--out={tmp_path}", "--model=soundscapes-small-cnn14", timeout=600)
+    assert rc == 0, stdout + stderr
+    assert explain.default_explainers("soundscapes-small-cnn14")[1] == "soundscapes-small-cnn14-lmac-zs"
+    zs_out = tmp_path / "soundscapes-small-cnn14-lmac-zs"
+    zs = json.loads((zs_out / "explanations.json").read_text())
+    assert zs["explainer"] == "soundscapes-small-cnn14-lmac-zs" and not zs["skipped"]
+    page = (tmp_path / "report.html").read_text()
+    names = sorted(f for f in os.listdir(explain.EXAMPLES) if f.endswith(".wav"))
+    assert sorted(zs["clips"]) == sorted(n[:-4] for n in names)
+    for stem, prompts in zs["clips"].items():
+        assert len(prompts) == 4
+        for prompt in prompts.values():
+            assert 0.0 <= prompt["mask_mean"] <= 1.0 and np.isfinite(prompt["similarity"])
+            for key in ("masked_in", "masked_out", "png"):
+                assert (zs_out / prompt["files"][key]).stat().st_size > 0
+            assert "soundscapes-small-cnn14-lmac-zs/" + prompt["files"]["png"] in page

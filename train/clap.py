@@ -3,8 +3,9 @@ r"""Contrastive training of a CLAP on the soundscapes corpus.
     python -m train.clap --config=configs/clap_soundscapes.py --workdir=runs/clap \
         [--config.steps=200] [--export=clap_jax/bundled/soundscapes-small]
 
-The audio encoder is the project's HTSAT and the text encoder its RoBERTa, both with small
-configs (the same modules as the converted checkpoints), the tokenizer a byte-level BPE
+The audio encoder is the project's HTSAT and the text encoder its RoBERTa, or (Microsoft CLAP
+2022's shape, ``configs/clap_soundscapes_cnn14.py``) its CNN14 and BERT, all with small configs
+(the same modules as the converted checkpoints), the tokenizer a byte-level BPE or WordPiece
 trained on the corpus captions. Loss: symmetric InfoNCE over the global batch with a learnable
 logit scale (capped at 100), as CLAP trains; with ``data.hard_negatives`` each clip's edited
 description (:func:`caption_pair`) joins the texts its audio must rank below its own, and
@@ -58,31 +59,56 @@ class SoundscapesSource:
         return soundscapes.generate_clip(self.seed, int(index), self.single if single else self.multi)
 
 
+# Text-encoder fields that follow from the tokenizer family: RoBERTa (positions offset past the
+# pad id 1, pooler) or BERT as Microsoft CLAP 2022 has it (absolute positions, [CLS] state, pad 0).
+_TEXT_OF_FAMILY = {
+    "roberta": lambda n: {"max_positions": n + 2, "layer_norm_eps": 1e-5, "pad_token_id": 1},
+    "bert": lambda n: {"max_positions": n, "layer_norm_eps": 1e-12, "pad_token_id": 0, "type_vocab_size": 2,
+                       "positions": "absolute", "pooling": "cls"},
+}
+
+
+def tokenizer_family(cfg: ml_collections.ConfigDict) -> str:
+    """``tokenizer.family``: ``roberta`` (byte-level BPE, the default) or ``bert`` (WordPiece)."""
+    family = cfg.tokenizer.get("family", "roberta")
+    if family not in _TEXT_OF_FAMILY:
+        raise ValueError(f"config.tokenizer.family: one of {sorted(_TEXT_OF_FAMILY)}, got {family!r}")
+    return family
+
+
 def build_spec(cfg: ml_collections.ConfigDict, vocab_size: int) -> ClapSpec:
-    """The converted-model spec of the config: ``model`` (HTSAT ``audio``, RoBERTa ``text``,
-    ``joint_dim``) and ``frontend`` as written, with what follows from other sections derived here."""
-    f = cfg.frontend
-    text = {"vocab_size": vocab_size, "max_positions": cfg.tokenizer.max_length + 2,   # RoBERTa's offset of 2
-            "layer_norm_eps": 1e-5, "pad_token_id": 1}
+    """The converted-model spec of the config: ``model`` (``audio`` HTSAT or CNN14, BERT-family
+    ``text``, ``joint_dim``, projections) and ``frontend`` as written, with what follows from
+    other sections derived here (mel bins; the text encoder's positions, pad id and pooling
+    from the tokenizer family)."""
+    f, family = cfg.frontend, tokenizer_family(cfg)
+    text = {"vocab_size": vocab_size, **_TEXT_OF_FAMILY[family](cfg.tokenizer.max_length)}
     model = from_config(ClapConfig, cfg.model, "config.model", audio={"n_mels": f.n_mels}, text=text)
     spec = from_config(SpectrogramConfig, f, "config.frontend", win_length=f.n_fft)
     audio = AudioConfig(spectrogram=spec, clip_samples=int(f.sample_rate * cfg.data.duration), quantize_int16=False)
-    return ClapSpec(model=model, audio=audio, tokenizer=TokenizerConfig(max_length=cfg.tokenizer.max_length),
+    return ClapSpec(model=model, audio=audio,
+                    tokenizer=TokenizerConfig(max_length=cfg.tokenizer.max_length, family=family),
                     source="soundscapes")
 
 
 def train_tokenizer(cfg: ml_collections.ConfigDict, out_dir: str) -> Tokenizer:
-    """Byte-level BPE (RoBERTa format) trained on captions of the training clips, plus class labels."""
-    from tokenizers import ByteLevelBPETokenizer
+    """A tokenizer trained on captions of the training clips, plus class labels: byte-level BPE
+    (RoBERTa's files) or, for ``tokenizer.family="bert"``, lower-cased WordPiece (``vocab.txt``)."""
+    from tokenizers import BertWordPieceTokenizer, ByteLevelBPETokenizer
     source = SoundscapesSource(cfg.data.seed, cfg.tokenizer.train_clips, cfg.frontend.sample_rate, 1.0)
     texts = [c for i in range(len(source)) for c in source[i].captions]
     texts += [PROMPT.format(c.label) for c in soundscapes.CLASSES]
-    tok = ByteLevelBPETokenizer()
-    tok.train_from_iterator(texts, vocab_size=cfg.tokenizer.vocab_size, min_frequency=2,
-                            special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
+    family = tokenizer_family(cfg)
+    if family == "bert":
+        tok = BertWordPieceTokenizer(lowercase=True)
+        specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    else:
+        tok = ByteLevelBPETokenizer()
+        specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    tok.train_from_iterator(texts, vocab_size=cfg.tokenizer.vocab_size, min_frequency=2, special_tokens=specials)
     os.makedirs(out_dir, exist_ok=True)
     tok.save_model(out_dir)
-    return Tokenizer.load(out_dir, cfg.tokenizer.max_length)
+    return Tokenizer.load(out_dir, cfg.tokenizer.max_length, family)
 
 
 def edited_events(clip: soundscapes.Clip, r: random.Random) -> list[soundscapes.Event]:
@@ -148,7 +174,8 @@ def contrastive_loss(spec: ClapSpec):
             ids, mask = jnp.concatenate([ids, batch["neg_ids"]]), jnp.concatenate([mask, batch["neg_mask"]])
         t = model.encode_text(ids, mask)["embedding"]
         a, t = l2_normalize(a), l2_normalize(t)
-        scale = jnp.exp(jnp.minimum(model.logit_scale_a[...], max_scale))
+        log_scale = model.logit_scale if model.cfg.shared_logit_scale else model.logit_scale_a
+        scale = jnp.exp(jnp.minimum(log_scale[...], max_scale))
         logits = scale * a @ t.T                     # (B, B) or (B, 2B): negatives only compete for audio
         b = a.shape[0]
         labels = jnp.arange(b)
@@ -201,9 +228,11 @@ def initial_model(spec: ClapSpec, init_from: str | None, seed: int) -> ClapModel
 def run(cfg: ml_collections.ConfigDict, workdir: str, export: str | None = None) -> api.Clap:
     tok_dir = os.path.join(workdir, "tokenizer")
     init_from = cfg.init_from or None
-    if init_from and not os.path.exists(os.path.join(tok_dir, "vocab.json")):
+    family = tokenizer_family(cfg)
+    vocab = os.path.join(tok_dir, "vocab.txt" if family == "bert" else "vocab.json")
+    if init_from and not os.path.exists(vocab):
         shutil.copytree(os.path.join(init_from, "tokenizer"), tok_dir, dirs_exist_ok=True)
-    tokenizer = (Tokenizer.load(tok_dir, cfg.tokenizer.max_length) if os.path.exists(os.path.join(tok_dir, "vocab.json"))
+    tokenizer = (Tokenizer.load(tok_dir, cfg.tokenizer.max_length, family) if os.path.exists(vocab)
                  else train_tokenizer(cfg, tok_dir))
     spec = build_spec(cfg, tokenizer.tok.get_vocab_size())
     model = initial_model(spec, init_from, cfg.seed)

@@ -10,6 +10,8 @@ msclap ``CLAP``: audio_encoder.{base,projection}, caption_encoder.{base,projecti
 """
 from __future__ import annotations
 
+import dataclasses
+
 from clap_jax import weights
 from clap_jax.converters.base import BERT_RULES, Source, State, bert_config, check_mel_bank, cnn14_config, count, \
     htsat_config, renames, shapes_of, stft_size
@@ -37,7 +39,12 @@ MSCLAP_IGNORE = [
 ]
 
 
-def msclap_spec(state: State) -> ClapSpec:
+# The entry ``clap_jax.export`` writes beside ``"model"`` (a ClapSpec as JSON): the front end,
+# clip length and tokenizer of a model Microsoft did not publish, which no tensor holds.
+SPEC_ENTRY = "clap_jax_spec"
+
+
+def msclap_spec(state: State, written: ClapSpec | None = None) -> ClapSpec:
     """Microsoft CLAP 2022 or 2023 (told apart by the audio encoder's tensors), its pipeline as
     ``CLAPWrapper`` runs it: 44.1 kHz mono, no quantisation; 5 s (2022) or 7 s (2023) windows,
     short clips repeated and cut (``repeat``), long clips cropped (the reference crops at random;
@@ -45,7 +52,11 @@ def msclap_spec(state: State) -> ClapSpec:
     50-14000 Hz; 2023's HTSAT builds that bank for 32 kHz (``msclap/models/config.py``) and
     applies it to 44.1 kHz audio. Text: BERT [CLS] with 100 tokens (2022); GPT-2 with
     ``" <|endoftext|>"`` appended, ``!`` as the pad token (id 0) and 77 tokens (2023).
-    Embeddings are returned unnormalised, as msclap's ``get_*_embeddings`` do."""
+    Embeddings are returned unnormalised, as msclap's ``get_*_embeddings`` do.
+
+    ``written``: the spec a file exported by ``clap_jax.export`` carries (:data:`SPEC_ENTRY`);
+    its model, front end and tokenizer replace the published defaults (the version, the tensors'
+    shapes and the mel bank are still checked against the state dict)."""
     if any(k.startswith("clap.") or k.startswith("clap_project.") for k in state):
         raise ValueError("this looks like a clapcap (captioning) checkpoint; only CLAP_weights_2022/2023 are supported")
     with shapes_of("msclap"):
@@ -68,6 +79,8 @@ def msclap_spec(state: State) -> ClapSpec:
                                                         "audio_encoder.base.conv_block1.* (2022)"], [])
         joint = state["audio_encoder.projection.linear1.weight"].shape[0]
     model = ClapConfig(audio=audio, text=text, joint_dim=joint, projection="msclap", shared_logit_scale=True)
+    if written is not None:
+        return _written_spec(state, written, model, version, prefix)
     n_fft = stft_size(state, prefix + "spectrogram_extractor.stft.conv_real.weight")
     seconds = {"2022": 5, "2023": 7}[version]
     spec = SpectrogramConfig(sample_rate=44100, n_fft=n_fft, win_length=n_fft, hop_length=320, n_mels=audio.n_mels,
@@ -80,10 +93,28 @@ def msclap_spec(state: State) -> ClapSpec:
                     tokenizer=tok, source=f"msclap-{version}", normalize_embeddings=False)
 
 
+def _written_spec(state: State, written: ClapSpec, model: ClapConfig, version: str, prefix: str) -> ClapSpec:
+    """``written`` checked against the state dict it came with (see :func:`msclap_spec`)."""
+    where = f"the {SPEC_ENTRY} entry"
+    if written.model.audio.kind != model.audio.kind or written.model.text.kind != model.text.kind:
+        raise ValueError(f"{where} describes a {written.model.audio.kind} + {written.model.text.kind} model, the "
+                         f"tensors a {model.audio.kind} + {model.text.kind} one (msclap {version})")
+    n_fft = stft_size(state, prefix + "spectrogram_extractor.stft.conv_real.weight")
+    if n_fft != written.audio.spectrogram.n_fft:
+        raise ValueError(f"{where}: n_fft {written.audio.spectrogram.n_fft}, the STFT tensors {n_fft}")
+    check_mel_bank(state, prefix + "logmel_extractor.melW", written.audio.spectrogram)
+    return dataclasses.replace(written, source=f"msclap-{version}")
+
+
 def read(path: str, allow_unsafe_pickle: bool) -> tuple[State, ClapSpec]:
     """A ``CLAP_weights_202x.pth`` file (the state dict under ``"model"``) and its spec."""
-    state = weights.read_state_dict(path, allow_unsafe_pickle, entry="model")
-    return state, msclap_spec(state)
+    state, entries = weights.read_checkpoint(path, allow_unsafe_pickle, entry="model")
+    written = entries.get(SPEC_ENTRY)
+    try:
+        written = ClapSpec.from_json(written) if written is not None else None
+    except (ValueError, TypeError) as err:
+        raise weights.CheckpointError(f"{path}: its {SPEC_ENTRY} entry is not a clap-jax spec ({err})") from err
+    return state, msclap_spec(state, written)
 
 
 SOURCE = Source(name="msclap", checkpoint="Microsoft CLAP CLAP_weights_202x.pth", read=read,

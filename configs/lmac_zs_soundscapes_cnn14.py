@@ -1,0 +1,23 @@
+"""Trains the bundled LMAC-ZS decoder ``soundscapes-small-cnn14-lmac-zs`` for the bundled CNN14 CLAP
+``soundscapes-small-cnn14`` (Microsoft CLAP 2022's shape, the paper's architecture).
+
+    python -m train.lmac_zs --config=configs/lmac_zs_soundscapes_cnn14.py \
+        --workdir=runs/soundscapes-small-cnn14-lmac-zs --export=clap_jax/bundled/soundscapes-small-cnn14-lmac-zs
+
+Everything but the model and the decoder is ``configs/lmac_zs_soundscapes.py`` (the same clips,
+texts, loss weights λ1 = 2 and λ2 = 0.1, optimiser and steps), so the two bundled decoders differ
+by architecture only. The decoder is the paper's: L-MAC's transposed-convolution stack on CNN14
+blocks 6-3 (width 256, the last block's channels) with cross-attention to the prompt after each
+of its skip sums, writing onto the linear STFT of the model's 16 kHz input (257 bins, 501 frames).
+"""
+import ml_collections
+
+from configs import lmac_zs_soundscapes
+
+
+def get_config() -> ml_collections.ConfigDict:
+    c = lmac_zs_soundscapes.get_config()
+    c.model = "soundscapes-small-cnn14"
+    c.decoder.dim = 0                       # 0: the CNN14's last block width
+    c.decoder.conditioning.heads = 8
+    return c
