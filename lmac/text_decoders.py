@@ -33,15 +33,21 @@ SIMILARITY_GAIN = 4.0
 @dataclasses.dataclass(frozen=True)
 class ZsDecoderConfig:
     """A text-conditioned decoder: the base ``decoder``, its ``conditioning`` and the output grid
-    (``frames`` x ``n_freq``: the clip's STFT frames and bins, or mel bands for mel masks)."""
+    (``frames`` x ``n_freq``: the clip's STFT frames and bins, or mel bands for mel masks).
+
+    ``freq_repeat`` (CNN14 only): each block map's mel axis is repeated this many times before the
+    stack. L-MAC's stack was laid out for 80 mels; it needs blocks 6 and 5 at least two bands wide
+    (64 mels and more, as Microsoft CLAP 2022 has): from one band it outputs a single frequency
+    bin, a time-only mask. A 32-mel CNN14 needs 2 (``train.lmac_zs.decoder_config`` picks it)."""
     decoder: DecoderConfig
     conditioning: ConditioningConfig = ConditioningConfig()
     frames: int = 501
     n_freq: int = 257
+    freq_repeat: int = 1
 
     def to_dict(self) -> dict:
         return {"decoder": self.decoder.to_dict(), "conditioning": dataclasses.asdict(self.conditioning),
-                "frames": self.frames, "n_freq": self.n_freq}
+                "frames": self.frames, "n_freq": self.n_freq, "freq_repeat": self.freq_repeat}
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "ZsDecoderConfig":
@@ -94,8 +100,8 @@ class TextConditionedDecoder(nnx.Module):
         if self.cfg.decoder.kind == "htsat_grid":
             y = self.base(features["stages"], self.cfg.frames, condition)
         else:
-            y = _stretch(self.base(masking.decoder_inputs(features["blocks"]), condition), self.cfg.frames,
-                         self.cfg.n_freq)
+            blocks = [jnp.repeat(h, self.cfg.freq_repeat, axis=2) for h in masking.decoder_inputs(features["blocks"])]
+            y = _stretch(self.base(blocks, condition), self.cfg.frames, self.cfg.n_freq)
         if self.similarity_gain is not None:
             y = y + self.similarity_gain[...] * _stretch(features["similarity"], self.cfg.frames, self.cfg.n_freq)
         return y

@@ -270,3 +270,33 @@ def test_zero_shot_evaluation_writes_finite_numbers_for_every_method(tmp_path):
                 assert np.isfinite(scores[key]), (key, scores)
             assert 0 <= scores["mask_mean_absent"] <= 1 and 0 <= scores["roc_auc"] <= 1
     assert "| lmac_zs |" in (out / "results.md").read_text()
+
+
+def test_cnn14_decoder_below_64_mels_repeats_bands_to_keep_a_frequency_axis():
+    """L-MAC's CNN14 stack from a 32-mel CNN14's blocks gives one frequency bin (a time-only mask);
+    ``freq_repeat`` (picked by ``train.lmac_zs.decoder_config``: 2 for 32 mels, 1 for Microsoft
+    CLAP 2022's 64) restores the 64-mel geometry, and asking for less than 64 bands is refused."""
+    import ml_collections
+
+    from clap_jax.models.cnn14 import Cnn14
+    from lmac import masking, text_decoders
+    from train import lmac_zs
+    assert [lmac_zs.cnn14_freq_repeat(0, n) for n in (16, 32, 40, 64, 80)] == [4, 2, 2, 1, 1]
+    with pytest.raises(ValueError, match=r"config.decoder.freq_repeat=1: .* needs at least 64 mel bands"):
+        lmac_zs.cnn14_freq_repeat(1, 32)
+    spec = ClapSpec(model=ClapConfig(audio=Cnn14Config(channels=(4, 4, 4, 8, 16, 32), n_mels=32), joint_dim=24),
+                    audio=AudioConfig(spectrogram=SpectrogramConfig(sample_rate=16000, n_fft=512, win_length=512,
+                                                                    hop_length=160, n_mels=32),
+                                      clip_samples=16000))
+    cfg = ml_collections.ConfigDict(dict(loss=dict(domain="stft"), decoder=dict(
+        freq_repeat=0, conditioning=dict(kind="film", similarity_map=False))))
+    zc = lmac_zs.decoder_config(cfg, type("Clap", (), {"spec": spec})())
+    assert zc.freq_repeat == 2 and (zc.frames, zc.n_freq) == (101, 257)
+    feats = Cnn14(spec.model.audio, rngs=nnx.Rngs(0))(jax.random.normal(jax.random.key(0), (2, 101, 32)))
+    t = jax.random.normal(jax.random.key(1), (2, 24))
+    dec = text_decoders.init(zc)
+    for repeat, bins in ((1, 1), (2, 385)):        # the stack's own output, before the stretch to the grid
+        blocks = [jnp.repeat(h, repeat, axis=2) for h in masking.decoder_inputs(feats["blocks"])]
+        assert jax.eval_shape(dec.base, blocks).shape == (2, 97, bins)
+    y = np.asarray(dec(feats, t))
+    assert y.shape == (2, 101, 257) and y.std(axis=2).min() > 1e-4      # every frame varies along frequency

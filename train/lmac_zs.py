@@ -17,6 +17,7 @@ AudioCaps CSVs) bring their captions. The CLAP (``model.clap``) travels as the l
 from __future__ import annotations
 
 import functools
+import math
 import random
 
 import jax
@@ -58,10 +59,24 @@ def decoder_config(cfg: ml_collections.ConfigDict, clap: api.Clap) -> text_decod
                                                 sample_rate=sg.sample_rate)
         if cfg.loss.domain == "mel":           # bands are the grid: no frequency interpolation
             base = decoders.DecoderConfig(**{**base.to_dict(), "mel_centres_hz": None})
+        repeat = 1
     else:
         base = decoders.DecoderConfig(kind="cnn14_psi", dim=spec.model.audio.channels[-1])   # L-MAC's: the encoder's width
+        repeat = cnn14_freq_repeat(d.get("freq_repeat", 0), sg.n_mels)
     cond = from_config(ConditioningConfig, d.conditioning, "config.decoder.conditioning", text_dim=spec.model.joint_dim)
-    return text_decoders.ZsDecoderConfig(decoder=base, conditioning=cond, frames=frames, n_freq=bins)
+    return text_decoders.ZsDecoderConfig(decoder=base, conditioning=cond, frames=frames, n_freq=bins,
+                                         freq_repeat=repeat)
+
+
+def cnn14_freq_repeat(asked: int, n_mels: int) -> int:
+    """``config.decoder.freq_repeat`` for a CNN14 of ``n_mels`` bands (see ``ZsDecoderConfig``): as
+    asked, or with 0 the smallest power of two that brings the bands to 64; refused below that."""
+    repeat = asked or max(1, 1 << max(0, math.ceil(math.log2(64 / n_mels))))
+    if n_mels * repeat < 64:
+        raise ValueError(f"config.decoder.freq_repeat={asked}: L-MAC's CNN14 decoder needs at least 64 mel bands "
+                         f"(this CLAP has {n_mels}, so {n_mels * repeat} after repetition); its masks would have "
+                         f"one frequency bin. Use freq_repeat >= {math.ceil(64 / n_mels)}, or 0 to pick it")
+    return repeat
 
 
 def make_loss(clap: api.Clap, cfg: zero_shot.ZsLossConfig):
