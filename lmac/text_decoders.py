@@ -38,7 +38,7 @@ class ZsDecoderConfig:
     ``freq_repeat`` (CNN14 only): each block map's mel axis is repeated this many times before the
     stack. L-MAC's stack was laid out for 80 mels; it needs blocks 6 and 5 at least two bands wide
     (64 mels and more, as Microsoft CLAP 2022 has): from one band it outputs a single frequency
-    bin, a time-only mask. A 32-mel CNN14 needs 2 (``train.lmac_zs.decoder_config`` picks it)."""
+    bin, a time-only mask. A 32-mel CNN14 needs 2 (``train.lmac_zs.decoder_config`` picks it for 0)."""
     decoder: DecoderConfig
     conditioning: ConditioningConfig = ConditioningConfig()
     frames: int = 501

@@ -87,16 +87,17 @@ def test_bundled_zero_shot_explainer_on_the_two_event_clip():
 
 def test_bundled_cnn14_clap_and_its_zero_shot_explainer():
     """``soundscapes-small-cnn14`` (Microsoft CLAP 2022's shape) is what its config builds and names
-    the single-event examples first; its LMAC-ZS decoder (the paper's architecture) on radio static
-    over humming localises the radio static (measured ROC-AUC 0.80), gives the humming, which this
-    CLAP does not hear (similarity -2.3), a mask almost disjoint from it (correlation -0.93), and
-    orders the mask means of the two events' prompts and an absent dog's as the similarities."""
+    the single-event examples first; its LMAC-ZS decoder (the paper's architecture, time-only masks
+    at 32 mels, what its config builds) on radio static over humming localises the radio static
+    (measured ROC-AUC 0.80), gives the humming, which this CLAP does not hear (similarity -2.3), a
+    mask almost disjoint from it (correlation -0.93), and orders the mask means of the two events'
+    prompts and an absent dog's as the similarities."""
     import numpy as np
 
     import lmac
     from clap_jax.data import soundscapes
-    from configs import clap_soundscapes_cnn14
-    from train import clap
+    from configs import clap_soundscapes_cnn14, lmac_zs_soundscapes_cnn14
+    from train import clap, lmac_zs
     model = clap_jax.load("soundscapes-small-cnn14")
     built = clap.build_spec(clap_soundscapes_cnn14.get_config(), model.spec.model.text.vocab_size)
     assert (built.model, built.audio, built.tokenizer) == (model.spec.model, model.spec.audio, model.spec.tokenizer)
@@ -108,6 +109,9 @@ def test_bundled_cnn14_clap_and_its_zero_shot_explainer():
         ("siren wailing", "dog barking", "clock ticking")
 
     explainer = lmac.load("soundscapes-small-cnn14-lmac-zs")
+    zs_cfg = lmac_zs_soundscapes_cnn14.get_config()
+    assert lmac_zs.decoder_config(zs_cfg, model) == explainer.spec.decoder      # time-only geometry: freq_repeat 1
+    assert explainer.spec.decoder.freq_repeat == 1 and zs_cfg.model == "soundscapes-small-cnn14"
     wave, rate, clip = _sourced_example("radio_static_and_humming.wav")
     truth = soundscapes.ground_truth(clip, explainer.clap.spec.audio.spectrogram)
     prompts = [f"this is the sound of {soundscapes.get_class(e.class_id).label}" for e in clip.events]
@@ -117,3 +121,18 @@ def test_bundled_cnn14_clap_and_its_zero_shot_explainer():
     assert float(per["roc_auc"][0]) > 0.7
     assert np.corrcoef(e.masks[0].ravel(), e.masks[1].ravel())[0, 1] < 0
     assert list(np.argsort(e.mask_mean)) == list(np.argsort(e.similarity)), (e.mask_mean, e.similarity)
+    assert float(e.masks.std(axis=2).max()) < 1e-5         # time-only: one frequency bin stretched (README)
+
+
+def test_bundled_files_stay_within_the_package_budget():
+    """Everything under ``clap_jax/bundled`` ships in the wheel: together (uncompressed, an upper
+    bound on the wheel) under PyPI's default 100 MB file limit, no model over a third of it."""
+    import os
+
+    from clap_jax import api
+    sizes = {}
+    for root, _, files in os.walk(api.BUNDLED_DIR):
+        top = os.path.relpath(root, api.BUNDLED_DIR).split(os.sep)[0]
+        sizes[top] = sizes.get(top, 0) + sum(os.path.getsize(os.path.join(root, f)) for f in files)
+    assert {"soundscapes-small", "soundscapes-small-cnn14", "soundscapes-small-cnn14-lmac-zs"} <= set(sizes)
+    assert sum(sizes.values()) < 100e6 and max(sizes.values()) < 100e6 / 3, sizes

@@ -17,6 +17,7 @@ AudioCaps CSVs) bring their captions. The CLAP (``model.clap``) travels as the l
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import random
 
@@ -70,12 +71,16 @@ def decoder_config(cfg: ml_collections.ConfigDict, clap: api.Clap) -> text_decod
 
 def cnn14_freq_repeat(asked: int, n_mels: int) -> int:
     """``config.decoder.freq_repeat`` for a CNN14 of ``n_mels`` bands (see ``ZsDecoderConfig``): as
-    asked, or with 0 the smallest power of two that brings the bands to 64; refused below that."""
+    asked, or with 0 the smallest power of two that brings the bands to 64. Asked for fewer, the
+    masks have one frequency bin (time-only, as the bundled ``soundscapes-small-cnn14-lmac-zs``):
+    allowed, and said in the log."""
+    if asked < 0:
+        raise ValueError(f"config.decoder.freq_repeat={asked}: must be 0 (pick) or a positive repeat")
     repeat = asked or max(1, 1 << max(0, math.ceil(math.log2(64 / n_mels))))
     if n_mels * repeat < 64:
-        raise ValueError(f"config.decoder.freq_repeat={asked}: L-MAC's CNN14 decoder needs at least 64 mel bands "
-                         f"(this CLAP has {n_mels}, so {n_mels * repeat} after repetition); its masks would have "
-                         f"one frequency bin. Use freq_repeat >= {math.ceil(64 / n_mels)}, or 0 to pick it")
+        logging.warning("config.decoder.freq_repeat=%d: %d mel bands reach L-MAC's CNN14 decoder (it needs 64): "
+                        "its masks will be time-only (one frequency bin); 0 picks %d", asked, n_mels * repeat,
+                        cnn14_freq_repeat(0, n_mels))
     return repeat
 
 
