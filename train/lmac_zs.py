@@ -76,7 +76,7 @@ def cnn14_freq_repeat(asked: int, n_mels: int) -> int:
     allowed, and said in the log."""
     if asked < 0:
         raise ValueError(f"config.decoder.freq_repeat={asked}: must be 0 (pick) or a positive repeat")
-    repeat = asked or max(1, 1 << max(0, math.ceil(math.log2(64 / n_mels))))
+    repeat = asked or 1 << max(0, math.ceil(math.log2(64 / n_mels)))
     if n_mels * repeat < 64:
         logging.warning("config.decoder.freq_repeat=%d: %d mel bands reach L-MAC's CNN14 decoder (it needs 64): "
                         "its masks will be time-only (one frequency bin); 0 picks %d", asked, n_mels * repeat,
