@@ -168,9 +168,12 @@ class _Scores:
 
 def evaluate(explainer, waves: np.ndarray, truth, template: str, *, methods=METHODS, seed: int = EVAL_SEED,
              batch_size: int = 8, ig_steps: int = 20, smoothgrad_samples: int = 5, smoothgrad_noise: float = 0.15,
-             progress: bool = True, scatter: dict | None = None) -> dict[str, dict[str, float]]:
+             progress: bool = True, scatter: dict | None = None, examples: dict | None = None,
+             n_examples: int = 3) -> dict[str, dict[str, float]]:
     """{method: metrics} (module docstring) for prepared clips (N, samples) and their ground truth;
-    ``scatter`` (a dict), if given, is filled with {method: mask mean / similarity points}."""
+    ``scatter`` (a dict), if given, is filled with {method: mask mean / similarity points};
+    ``examples`` (a dict), if given, with the present and absent prompts' masks of the first
+    ``n_examples`` clips (:func:`_examples`: maps.png's data)."""
     clap = explainer.clap
     sg = clap.spec.audio.spectrogram
     sr = sg.sample_rate
@@ -198,6 +201,7 @@ def evaluate(explainer, waves: np.ndarray, truth, template: str, *, methods=METH
         rows = _rows(tb, pred, rng, len(labels))
         idx, ks = np.array([r[0] for r in rows]), np.array([r[1] for r in rows])
         mag_rows, text_rows = jnp.asarray(mag[idx]), jnp.asarray(text_all[ks])
+        keep = _examples(examples, rows, min(n_examples, b), mag, tb, labels) if examples is not None and s == 0 else []
         for m in methods:
             cfg = explainer.spec.loss if m == "lmac_zs" else stft_cfg
             graphs = ((clap.graphdef, clap.spec.audio.spectrogram), explainer.decoder_graph, cfg, options)
@@ -208,9 +212,27 @@ def evaluate(explainer, waves: np.ndarray, truth, template: str, *, methods=METH
             sims = scale * np.sum(audio * t_unit[ks], axis=1)
             on_stft = None if cfg.domain == "stft" else np.asarray(zs_explainer.mel_to_stft_mask(mask, sg))
             scores[m].add(rows, b, np.asarray(mask), soft(audio), soft(m_in), soft(m_out), sims, tb, on_stft)
+            if keep:
+                examples["maps"][m] = np.asarray(mask if on_stft is None else on_stft)[keep]
+                examples["similarity"] = [float(v) for v in sims[keep]]
     if scatter is not None:
         scatter.update({m: sc.points() for m, sc in scores.items()})
     return {m: sc.result() for m, sc in scores.items()}
+
+
+def _examples(examples: dict, rows, n: int, mag: np.ndarray, truth_batch, labels) -> list[int]:
+    """Fills ``examples`` with the present and absent prompt rows of the first ``n`` clips of a batch:
+    ``clip`` and ``prompt`` (its class label) and ``kind`` per row, ``spectrogram`` (rows, T, F) log1p
+    magnitude, ``truth`` (rows, T, F) the event's true mask (zeros for an absent prompt) and an empty
+    ``maps`` {method: (rows, T, F) on the STFT grid} for the caller. Returns the rows' indices."""
+    keep = [r for r, (i, _, kind) in enumerate(rows) if i < n and kind in ("present", "absent")]
+    shape = truth_batch[0][0][1].shape
+    examples.update(
+        clip=[rows[r][0] for r in keep], prompt=[labels[rows[r][1]] for r in keep], kind=[rows[r][2] for r in keep],
+        spectrogram=np.log1p(mag[[rows[r][0] for r in keep]]), maps={},
+        truth=np.stack([next((m for k, m in truth_batch[rows[r][0]] if k == rows[r][1]), np.zeros(shape, bool))
+                        for r in keep]).astype(np.float32))
+    return keep
 
 
 COLUMNS = (("AI", "AI ↑"), ("AD", "AD ↓"), ("AG", "AG ↑"), ("FF", "FF ↑"), ("Fid-In", "Fid-In ↑"), ("SPS", "SPS ↑"),
@@ -230,15 +252,17 @@ def table(results: dict[str, dict[str, float]]) -> str:
 
 
 def run(explainer, *, name: str, clips: int, seed: int, template: str, out: str,
-        protocol_names=PROTOCOLS, methods=METHODS, batch_size: int = 8, sanity_clips: int = 16, **options) -> dict:
+        protocol_names=PROTOCOLS, methods=METHODS, batch_size: int = 8, sanity_clips: int = 16,
+        figure_clips: int = 3, **options) -> dict:
     """Every protocol and method on ``clips`` clips of ``seed``; writes results.json (rewritten whole
     after every protocol, ``complete`` true at the end) and results.md; scatter.png (the first
-    protocol's pairs) and, on the first ``sanity_clips`` clean clips (0: skip), sanity.json and
-    sanity.png (:mod:`lmac.sanity_zs`)."""
+    protocol's pairs), maps.png (the first protocol's first ``figure_clips`` clips, 0: none:
+    :func:`lmac.report_figures.prompt_maps_figure`) and, on the first ``sanity_clips`` clean clips
+    (0: skip), sanity.json and sanity.png (:mod:`lmac.sanity_zs`)."""
     waves, truth, keys = eval_clips(explainer, clips, seed)
     sg = explainer.clap.spec.audio.spectrogram
     speech = protocols.corpus_speech(len(waves), seed, sg.sample_rate, waves.shape[1])
-    results, scatter = {}, {}
+    results, scatter, examples = {}, {}, {}
 
     def save(complete: bool) -> None:      # after every protocol: a killed run keeps the finished ones
         atomic.write_json(os.path.join(out, "results.json"), {
@@ -247,8 +271,13 @@ def run(explainer, *, name: str, clips: int, seed: int, template: str, out: str,
     for p in protocol_names:
         contaminated = protocols.contaminate(p, waves, seed, speech)
         results[p] = evaluate(explainer, contaminated, truth, template, methods=methods, seed=seed,
-                              batch_size=batch_size, scatter=scatter if p == protocol_names[0] else None, **options)
+                              batch_size=batch_size, scatter=scatter if p == protocol_names[0] else None,
+                              examples=examples if p == protocol_names[0] and figure_clips > 0 else None,
+                              n_examples=figure_clips, **options)
         print(f"### {p}\n\n{table(results[p])}\n", flush=True)
+        if p == protocol_names[0] and examples:
+            from lmac import report_figures
+            report_figures.prompt_maps_figure(os.path.join(out, "maps.png"), dict(examples, protocol=p))
         save(complete=False)
     from lmac import sanity_zs
     sanity_methods = [m for m in sanity_zs.SANITY_METHODS if m in methods] or list(sanity_zs.SANITY_METHODS)

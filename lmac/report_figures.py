@@ -6,11 +6,13 @@ matplotlib, headless, imported only when a figure is written)::
     examples (spectrogram (n, T, F), maps {method: (n, T, F)}, truth {method: (n, T, F)}) -> maps.png
     sanity ({steps, methods: {name: {ssim_mean, ssim_std}}})                              -> sanity.png
     points {method: {mask_mean, similarity, kind, spearman}} (LMAC-ZS evaluation)         -> scatter.png
+    prompt examples (LMAC-ZS evaluation: lmac.evaluate_zs._examples)                     -> maps.png
 
 maps.png: one row per clip: the log1p magnitude spectrogram, each method's map (min-max scaled
 for display) with its predicted label, and the true mask of the event of the predicted class
 (L-MAC's prediction; blank when no event of that class is in the clip). Time runs left to right,
-frequency (STFT bins) upwards.
+frequency (STFT bins) upwards. The zero-shot maps.png (:func:`prompt_maps_figure`) has one row
+per (clip, prompt) instead: the prompts of each present event and one absent prompt.
 """
 from __future__ import annotations
 
@@ -49,6 +51,34 @@ def maps_figure(path: str, examples: dict) -> str:
             ax.set_xticks([])
             ax.set_yticks([])
     fig.suptitle(f"explanation maps ({examples.get('protocol', '')})", fontsize=9)
+    return plots.save(fig, path, dpi=100)
+
+
+def prompt_maps_figure(path: str, examples: dict) -> str:
+    """Writes the zero-shot maps.png: one row per (clip, prompt), present events' prompts and then the
+    clip's absent prompt: the log1p magnitude spectrogram (titled with the clip, the prompt and its
+    similarity), the event's true mask (blank for the absent prompt) and each method's mask on a
+    fixed [0, 1] scale (not rescaled, so a dark mask for an absent prompt reads as dark), titled
+    with its mean. ``examples``: clip, prompt, kind, similarity (per row), spectrogram and truth
+    (rows, T, F), maps {method: (rows, T, F)}, protocol. Returns ``path``."""
+    spec, truth, maps = examples["spectrogram"], examples["truth"], examples["maps"]
+    names, n = list(maps), len(spec)
+    cols = 2 + len(names)
+    fig, axes = plots.figure(n, cols, size=(2.0 * cols, 1.45 * n), layout="tight")
+    for r in range(n):
+        frames = min(spec[r].shape[0], truth[r].shape[0], *(maps[m][r].shape[0] for m in names))
+        head = (f"clip {examples['clip'][r]}, {examples['kind'][r]}: {examples['prompt'][r]} "
+                f"(sim {examples['similarity'][r]:.1f})")
+        panels = [(head, spec[r][:frames], "magma", None), ("true mask", truth[r][:frames], "gray", 1.0)]
+        panels += [(f"{m}: mean {float(maps[m][r][:frames].mean()):.2f}", maps[m][r][:frames], "viridis", 1.0)
+                   for m in names]
+        for ax, (title, img, cmap, top) in zip(axes[r], panels):
+            plots.spectrogram_image(ax, img, cmap=cmap, **({} if top is None else {"vmin": 0.0, "vmax": top}))
+            ax.set_title(title, fontsize=6)
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.suptitle(f"masks for present and absent prompts ({examples.get('protocol', '')}; "
+                 "time to the right, STFT bins upwards, masks on a fixed 0-1 scale)", fontsize=8)
     return plots.save(fig, path, dpi=100)
 
 

@@ -56,12 +56,38 @@ def test_cascade_starts_at_one_has_a_point_per_block_and_changes_the_maps(evalua
     assert "cascading randomisation" in (out / "results.md").read_text()
 
 
-@pytest.mark.parametrize("name", ["scatter.png", "sanity.png"])
+@pytest.mark.parametrize("name", ["scatter.png", "sanity.png", "maps.png"])
 def test_figures_are_real_images(evaluated, name):
     import matplotlib.image
     img = matplotlib.image.imread(str(evaluated[0] / name))
     assert img.ndim == 3 and img.shape[0] > 100 and img.shape[1] > 100
     assert float(img[..., :3].std()) > 0.01          # not blank
+
+
+def test_prompt_examples_hold_each_present_event_with_its_true_mask_then_one_absent_prompt(evaluated):
+    _, explainer = evaluated
+    waves, truth, _ = evaluate_zs.eval_clips(explainer, 2, 70000)
+    examples = {}
+    evaluate_zs.evaluate(explainer, waves, truth, "this is the sound of {label}", methods=("lmac_zs",),
+                         batch_size=2, progress=False, examples=examples, n_examples=2)
+    labels = [c.label for c in evaluate_zs.soundscapes.CLASSES]
+    expected = []
+    for i, events in enumerate(truth):
+        expected += [(i, labels[k], "present") for k, _ in events[:3]]
+        expected.append((i, None, "absent"))
+    assert [(c, k) for c, k in zip(examples["clip"], examples["kind"])] == [(c, k) for c, _, k in expected]
+    n = len(expected)
+    assert examples["spectrogram"].shape[0] == examples["truth"].shape[0] == examples["maps"]["lmac_zs"].shape[0] == n
+    assert len(examples["similarity"]) == n
+    for r, (c, label, kind) in enumerate(expected):
+        if kind == "present":
+            assert examples["prompt"][r] == label
+            assert examples["truth"][r].any()
+        else:
+            assert examples["prompt"][r] not in {labels[k] for k, _ in truth[c]}
+            assert not examples["truth"][r].any()
+    m = examples["maps"]["lmac_zs"]
+    assert m.shape[1:] == examples["spectrogram"].shape[1:] and 0.0 <= m.min() and m.max() <= 1.0
 
 
 def test_reinitialize_replaces_only_the_given_paths_and_leaves_the_input_alone():
