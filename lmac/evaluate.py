@@ -368,7 +368,8 @@ def main(argv):
                         methods=resolve(f.methods, dict.fromkeys(evaluate_zs.METHODS), "method")
                         if f["methods"].present else evaluate_zs.METHODS, batch_size=f.batch_size, ig_steps=f.ig_steps,
                         smoothgrad_samples=f.smoothgrad_samples, smoothgrad_noise=f.smoothgrad_noise,
-                        figure_clips=f.figure_clips, **({"sanity_clips": f.sanity_clips} if f["sanity_clips"].present else {}))
+                        figure_clips=f.figure_clips,
+                        **({"sanity_clips": f.sanity_clips} if f["sanity_clips"].present else {}))
         print(f"wrote {f.out}/results.json, {f.out}/results.md, scatter.png, maps.png, sanity.json, sanity.png")
         return cli_errors.OK
     explainer = lmac.load(f.explainer)

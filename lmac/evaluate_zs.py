@@ -22,7 +22,8 @@ the true masks stay the clean clip's. Writes ``results.json`` ({protocol: {metri
 ``results.md``. The same rows are explained by GradCAM, GradCAM++, SmoothGrad, Integrated Gradients
 and Saliency on the CLAP audio encoder (``lmac.zs_baselines``; target: the row's prompt), their maps
 min-max scaled to masks on the STFT grid and scored identically. ``scatter.png``: mask mean against
-similarity of the first protocol's pairs; ``sanity.json`` / ``sanity.png``: cascading randomisation
+similarity of the first protocol's pairs; ``maps.png``: the present and absent prompts' masks of its
+first clips beside the true masks; ``sanity.json`` / ``sanity.png``: cascading randomisation
 of the audio encoder for LMAC-ZS and GradCAM++ (``lmac.sanity_zs``).
 """
 from __future__ import annotations
@@ -201,7 +202,8 @@ def evaluate(explainer, waves: np.ndarray, truth, template: str, *, methods=METH
         rows = _rows(tb, pred, rng, len(labels))
         idx, ks = np.array([r[0] for r in rows]), np.array([r[1] for r in rows])
         mag_rows, text_rows = jnp.asarray(mag[idx]), jnp.asarray(text_all[ks])
-        keep = _examples(examples, rows, min(n_examples, b), mag, tb, labels) if examples is not None and s == 0 else []
+        keep = (_examples(examples, rows, min(n_examples, b), mag, tb, labels)
+                if examples is not None and s == 0 else [])
         for m in methods:
             cfg = explainer.spec.loss if m == "lmac_zs" else stft_cfg
             graphs = ((clap.graphdef, clap.spec.audio.spectrogram), explainer.decoder_graph, cfg, options)
