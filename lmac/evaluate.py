@@ -295,7 +295,8 @@ def sanity_check(explainer, clips: np.ndarray, methods=SANITY_METHODS, *, seed: 
     """Cascading randomisation (:func:`lmac.sanity.cascading_randomization`: the head, then
     conv_block6 .. conv_block1 re-initialised cumulatively) of each method's map on ``clips``
     (B, samples), targets fixed to the original prediction; L-MAC's decoder stays trained and reads
-    the randomised classifier. Returns ``steps`` and per method ``ssim`` (steps, B), its mean and std."""
+    the randomised classifier. Returns ``steps`` and per method ``ssim`` (steps, B), its mean and std,
+    and the unrelated-map level (:func:`lmac.sanity.summary`)."""
     methods = resolve(methods, METHODS, "method")
     clf = explainer.classifier
     waves = jnp.asarray(clips, jnp.float32)
@@ -310,11 +311,8 @@ def sanity_check(explainer, clips: np.ndarray, methods=SANITY_METHODS, *, seed: 
         explain = lambda state: _sanity_map(ctx, jax.device_put(state, device), explainer.decoder_state, waves,
                                             target, key)
         res = sanity.cascading_randomization(clf.graphdef, clf.state, explain, seed=seed)
-        s = np.asarray(res["ssim"], np.float64)
         out["steps"] = list(res["steps"])
-        out["methods"][name] = {"ssim": [[_finite(v) for v in row] for row in s],
-                                "ssim_mean": [_finite(v) for v in s.mean(1)],
-                                "ssim_std": [_finite(v) for v in s.std(1)]}
+        out["methods"][name] = sanity.summary(res["ssim"], res["unrelated"])
     return out
 
 

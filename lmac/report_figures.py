@@ -84,14 +84,18 @@ def prompt_maps_figure(path: str, examples: dict) -> str:
 
 def sanity_figure(path: str, result: dict) -> str:
     """Writes sanity.png: mean SSIM (± std over clips) to the original map against the number of
-    re-initialised blocks, one line per method; returns ``path``."""
+    re-initialised blocks, one line per method, and dashed at each method's unrelated-map level (the
+    SSIM of a clip's original map to another clip's: a curve there has forgotten the clip's map);
+    returns ``path``."""
     steps = result["steps"]
     x = np.arange(len(steps))
     as_array = lambda values: np.array([np.nan if v is None else v for v in values], float)
     means = {name: as_array(r["ssim_mean"]) for name, r in result["methods"].items()}
     stds = {name: as_array(r["ssim_std"]) for name, r in result["methods"].items()}
+    floors = {name: (f"{name}: another clip's map", r["unrelated_mean"]) for name, r in result["methods"].items()
+              if r.get("unrelated_mean") is not None}
     fig, [[ax]] = plots.figure(size=(7, 3.5))
-    plots.lines(ax, x, means, bands={n: (m - stds[n], m + stds[n]) for n, m in means.items()},
+    plots.lines(ax, x, means, bands={n: (m - stds[n], m + stds[n]) for n, m in means.items()}, baselines=floors,
                 xlabel="re-initialised (cumulative, top-down)", ylabel="SSIM to the original map")
     ax.set_xticks(x, steps, rotation=30, fontsize=8)
     ax.set_ylim(-0.1, 1.05)
@@ -152,9 +156,10 @@ def markdown(results: dict, sanity_result: dict | None = None) -> str:
     if sanity_result:
         steps = sanity_result["steps"]
         lines += ["### cascading randomisation (SSIM to the original map, blocks re-initialised top-down)", "",
-                  "| method | " + " | ".join(steps) + " |", "|---|" + "---:|" * len(steps)]
+                  "| method | " + " | ".join(steps) + " | unrelated maps |", "|---|" + "---:|" * (len(steps) + 1)]
         for name, r in sanity_result["methods"].items():
-            lines.append(f"| {name} | " + " | ".join(_fmt(v, 3) for v in r["ssim_mean"]) + " |")
+            cells = [_fmt(v, 3) for v in r["ssim_mean"]] + [_fmt(r.get("unrelated_mean"), 3)]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
         lines += ["", f"{sanity_result['n_clips']} clips", ""]
     return "\n".join(lines)
 

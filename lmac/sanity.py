@@ -7,7 +7,9 @@
     ...       + conv_block1             -> ssim (steps + 1, B), row 0 = 1
 
 A faithful explanation changes as the weights it explains are destroyed; one that stays similar
-(GradCAM++ in LMAC-ZS' figure) does not depend on what the classifier learnt.
+(GradCAM++ in LMAC-ZS' figure) does not depend on what the classifier learnt. "Similar" is read
+against :func:`unrelated_ssim`: the SSIM of each clip's original map to another clip's, the level a
+map that no longer depends on the clip's explanation reaches (not 0: maps share a layout).
 """
 from __future__ import annotations
 
@@ -91,6 +93,25 @@ def reinitialize(graphdef, state, names: Sequence[str], seed: int = 0):
     return _replace(state, _fresh(graphdef, state, seed), names)
 
 
+def unrelated_ssim(maps: jnp.ndarray, *, data_range, win_size: int = 7) -> np.ndarray:
+    """SSIM of each example's map to the next example's (the last to the first), (B,) float32; empty
+    for fewer than 2 maps. Maps (B, H, W) or (B, 1, H, W), scaled as the curve's are."""
+    m = jnp.asarray(maps)
+    if m.shape[0] < 2:
+        return np.zeros((0,), np.float32)
+    return np.asarray(ssim(m, jnp.roll(m, 1, axis=0), data_range=data_range, win_size=win_size))
+
+
+def summary(scores: np.ndarray, unrelated: np.ndarray) -> dict:
+    """A method's JSON record: ``ssim`` (steps, B) and its ``ssim_mean`` / ``ssim_std`` over clips, and
+    ``unrelated_mean`` / ``unrelated_std`` of :func:`unrelated_ssim`; NaN (or no pair) is None."""
+    finite = lambda v: float(v) if np.isfinite(v) else None
+    s, u = np.asarray(scores, np.float64), np.asarray(unrelated, np.float64)
+    return {"ssim": [[finite(v) for v in row] for row in s], "ssim_mean": [finite(v) for v in s.mean(1)],
+            "ssim_std": [finite(v) for v in s.std(1)],
+            "unrelated_mean": finite(u.mean()) if u.size else None, "unrelated_std": finite(u.std()) if u.size else None}
+
+
 def cascading_randomization(graphdef, state, explain: Callable, *, seed: int = 0,
                             steps: Sequence[tuple[str, Sequence[str]]] = CASCADE, normalize: bool = True,
                             data_range: float | None = None, win_size: int = 7) -> dict:
@@ -102,8 +123,9 @@ def cascading_randomization(graphdef, state, explain: Callable, *, seed: int = 0
 
     With ``normalize`` (default) every map is min-max scaled per example to [0, 1] and SSIM uses
     data_range 1; otherwise ``data_range`` must be given. Returns ``steps`` (("original", "head",
-    "block6", ...)), ``ssim`` (len(steps), B) numpy float32 against the original maps (row 0 = 1), and
-    ``maps`` (the maps of every step, numpy)."""
+    "block6", ...)), ``ssim`` (len(steps), B) numpy float32 against the original maps (row 0 = 1),
+    ``unrelated`` (B,) (:func:`unrelated_ssim` of the original maps) and ``maps`` (the maps of every
+    step, numpy)."""
     if not normalize and data_range is None:
         raise ValueError("normalize=False needs an explicit data_range")
     prep = minmax if normalize else (lambda m: m)
@@ -117,4 +139,5 @@ def cascading_randomization(graphdef, state, explain: Callable, *, seed: int = 0
         names.append(name)
         scores.append(np.asarray(ssim(ref, m, data_range=rng, win_size=win_size)))
         maps.append(m)
-    return {"steps": tuple(names), "ssim": np.stack(scores), "maps": np.stack([np.asarray(m) for m in maps])}
+    return {"steps": tuple(names), "ssim": np.stack(scores), "maps": np.stack([np.asarray(m) for m in maps]),
+            "unrelated": unrelated_ssim(ref, data_range=rng, win_size=win_size)}

@@ -16,7 +16,8 @@ prompt embedding t_ĉ is the same at every step. Maps are min-max scaled per cli
 batched call of :func:`lmac.evaluate_zs._masks` over every clip (one compile for all steps).
 
 Files: ``sanity.json`` ({steps, cascade, n_clips, prompts, methods: {name: {ssim, ssim_mean,
-ssim_std}}}), ``sanity.png`` (:func:`lmac.report_figures.sanity_figure`) and ``scatter.png`` (mask
+ssim_std, unrelated_mean, unrelated_std}}}: unrelated = :func:`lmac.sanity.unrelated_ssim`, the
+level another clip's map reaches), ``sanity.png`` (:func:`lmac.report_figures.sanity_figure`) and ``scatter.png`` (mask
 mean against similarity, present and absent prompts: :func:`lmac.report_figures.scatter_figure`).
 """
 from __future__ import annotations
@@ -87,10 +88,6 @@ def reinitialize(state, fresh: dict, paths) -> nnx.State:
     return out
 
 
-def _finite(v) -> float | None:
-    return float(v) if np.isfinite(v) else None
-
-
 def sanity_check(explainer, waves: np.ndarray, template: str, *, methods=SANITY_METHODS, seed: int = 0,
                  win_size: int = 7) -> dict:
     """Cascading randomisation (module docstring) of each method's map on prepared clips (B, samples),
@@ -130,20 +127,20 @@ def sanity_check(explainer, waves: np.ndarray, template: str, *, methods=SANITY_
                                                                  text, jnp.asarray(t_unit), scale, key))
         ref = explain(states[0])
         s = np.stack([np.asarray(sanity.ssim(ref, ref if i == 0 else explain(st), data_range=1.0, win_size=win_size))
-                      for i, st in enumerate(states)]).astype(np.float64)
-        out["methods"][m] = {"ssim": [[_finite(v) for v in row] for row in s],
-                             "ssim_mean": [_finite(v) for v in s.mean(1)],
-                             "ssim_std": [_finite(v) for v in s.std(1)]}
+                      for i, st in enumerate(states)])
+        out["methods"][m] = sanity.summary(s, sanity.unrelated_ssim(ref, data_range=1.0, win_size=win_size))
     return out
 
 
 def table(result: dict) -> str:
-    """Markdown: mean ± std SSIM per method and step."""
+    """Markdown: mean ± std SSIM per method and step, and the unrelated-map level (another clip's map)."""
     steps = result["steps"]
     fmt = lambda m, s: "–" if m is None else f"{m:.3f} ± {s:.3f}"
-    lines = ["| method | " + " | ".join(steps) + " |", "|---|" + "---:|" * len(steps)]
+    lines = ["| method | " + " | ".join(steps) + " | unrelated maps |", "|---|" + "---:|" * (len(steps) + 1)]
     for name, r in result["methods"].items():
-        lines.append(f"| {name} | " + " | ".join(fmt(m, s) for m, s in zip(r["ssim_mean"], r["ssim_std"])) + " |")
+        cells = [fmt(m, s) for m, s in zip(r["ssim_mean"], r["ssim_std"])]
+        cells.append(fmt(r.get("unrelated_mean"), r.get("unrelated_std")))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + f"\n\n{result['n_clips']} clips"
 
 

@@ -167,6 +167,23 @@ def test_ssim_properties():
         sanity.ssim(a[:, :5], b[:, :5], data_range=1.0)
 
 
+def test_unrelated_ssim_pairs_each_map_with_the_next_clips_and_summary_reports_it():
+    rng = np.random.default_rng(1)
+    a = rng.uniform(size=(3, 20, 16)).astype(np.float32)
+    u = sanity.unrelated_ssim(jnp.asarray(a), data_range=1.0)
+    expected = [sanity.ssim(a[i:i + 1], a[(i - 1) % 3][None], data_range=1.0)[0] for i in range(3)]
+    np.testing.assert_allclose(u, expected, rtol=1e-6)
+    assert np.all(u < 0.2)                                            # independent maps
+    same = np.repeat(a[:1], 3, axis=0)
+    np.testing.assert_allclose(sanity.unrelated_ssim(jnp.asarray(same), data_range=1.0), 1.0, rtol=1e-6)
+    assert sanity.unrelated_ssim(jnp.asarray(a[:1]), data_range=1.0).size == 0
+    scores = np.array([[1.0, 1.0, 1.0], [0.5, np.nan, 0.3]])
+    rec = sanity.summary(scores, u)
+    assert rec["ssim_mean"][0] == 1.0 and rec["ssim_mean"][1] is None and rec["ssim"][1][1] is None
+    np.testing.assert_allclose(rec["unrelated_mean"], float(np.mean(u)), rtol=1e-6)
+    assert sanity.summary(scores, np.zeros(0))["unrelated_mean"] is None
+
+
 def test_reinitialize_touches_only_named_modules(model):
     graphdef, state = model
     new = sanity.reinitialize(graphdef, state, ["head", "conv_block6", "fc1"], seed=7)

@@ -110,6 +110,8 @@ def test_sanity_ssim_is_one_before_randomisation(evaluated):
         assert len(r["ssim_mean"]) == len(s["steps"]) and len(r["ssim"]) == len(s["steps"])
         np.testing.assert_allclose(r["ssim_mean"][0], 1.0, atol=1e-6, err_msg=name)
         assert all(v is not None and math.isfinite(v) for v in r["ssim_mean"]), name
+        assert -1.0 <= r["unrelated_mean"] <= 1.0 and r["unrelated_std"] >= 0.0, name
+    assert "unrelated maps" in (out / "results.md").read_text()
     # GradCAM's map changes once the head that defines its target gradient is re-drawn
     assert s["methods"]["gradcam"]["ssim_mean"][-1] < 0.999
 

@@ -53,7 +53,9 @@ def test_cascade_starts_at_one_has_a_point_per_block_and_changes_the_maps(evalua
         np.testing.assert_allclose(r["ssim"][0], 1.0, atol=1e-5)
         assert r["ssim_mean"][-1] < 0.99, (name, r["ssim_mean"])
         assert all(-1.0 <= v <= 1.0 + 1e-5 for v in r["ssim_mean"])
+        assert -1.0 <= r["unrelated_mean"] <= 1.0 + 1e-5, name          # clip 0's map against clip 1's
     assert "cascading randomisation" in (out / "results.md").read_text()
+    assert "unrelated maps" in (out / "results.md").read_text()
 
 
 @pytest.mark.parametrize("name", ["scatter.png", "sanity.png", "maps.png"])
