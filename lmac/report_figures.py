@@ -77,8 +77,8 @@ def prompt_maps_figure(path: str, examples: dict) -> str:
             ax.set_title(title, fontsize=6)
             ax.set_xticks([])
             ax.set_yticks([])
-    fig.suptitle(f"masks for present and absent prompts ({examples.get('protocol', '')}; "
-                 "time to the right, STFT bins upwards, masks on a fixed 0-1 scale)", fontsize=8)
+    fig.suptitle(f"masks for present and absent prompts ({examples.get('protocol', '')})\n"
+                 "time to the right, STFT bins upwards, masks on a fixed 0-1 scale", fontsize=8)
     return plots.save(fig, path, dpi=100)
 
 

@@ -20,7 +20,14 @@ at the similarity's scale (``diversity_scale`` [``logit``]: both cosines times s
 units of the first term and λ2 weighs it against that; ``cosine``: bare cosines); ‖M‖₁ is taken as the mean over the mask's bins (so λ1 does not depend on the grid);
 ``domain`` [``stft``: the mask on the linear-frequency STFT of the model's own rate, applied in
 ``stft_mask`` = ``log1p`` (L-MAC's recipe) or ``linear``, then the model's mel bank: listenable;
-``mel``: the mask on the encoder's mel power, before the dB]. Shapes: magnitudes (B, T, F); text
+``mel``: the mask on the encoder's mel power, before the dB].
+
+Ours, not the paper's (off by default): ``l1_rejected`` [0] adds sparsity where the CLAP itself
+rejects the prompt, λ1_ij = λ1 + l1_rejected · σ(m_j − C_ij) with m_j the mean of clip j's
+logits over the batch's prompts (no gradient through C): a prompt scored well below the clip's
+average pays up to λ1 + l1_rejected for every kept bin, one well above it only λ1. The paper's
+uniform λ1 cannot darken an absent prompt's mask without also thinning the present ones (a kept
+clip reproduces a low similarity as exactly as a kept sound does). Shapes: magnitudes (B, T, F); text
 embeddings (P, D); masks (P, B, T, F') with F' = F (stft) or n_mels (mel).
 """
 from __future__ import annotations
@@ -41,6 +48,7 @@ DOMAINS = ("stft", "mel")
 class ZsLossConfig:
     """Loss weights and the open choices of the paper (see the module docstring)."""
     l1: float = 1.0
+    l1_rejected: float = 0.0
     diversity: float = 1.0
     diversity_scale: str = "logit"
     domain: str = "stft"
@@ -163,11 +171,18 @@ def diversity(text: jnp.ndarray, masked_audio: jnp.ndarray) -> jnp.ndarray:
     return gap.sum(axis=1)
 
 
+def l1_weights(sim: jnp.ndarray, cfg: ZsLossConfig) -> jnp.ndarray:
+    """(P, B) sparsity weight per pair from the clean logits ``sim`` (P, B): ``cfg.l1``, plus
+    ``cfg.l1_rejected`` · σ(m_j − C_ij) where m_j is clip j's mean logit over the P prompts."""
+    sim = jax.lax.stop_gradient(sim)
+    return cfg.l1 + cfg.l1_rejected * jax.nn.sigmoid(sim.mean(axis=0, keepdims=True) - sim)
+
+
 def loss(out: dict[str, jnp.ndarray], cfg: ZsLossConfig) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
     """L_ZS (Eq. 6) from :func:`forward`'s output on a square batch (P = B); returns it and its parts."""
     p, b = out["sim"].shape
     fidelity = jnp.abs(jax.lax.stop_gradient(out["sim"]) - out["sim_masked"]).sum()
-    l1 = cfg.l1 * jnp.abs(out["mask"]).mean(axis=(-2, -1)).sum()
+    l1 = (l1_weights(out["sim"], cfg) * jnp.abs(out["mask"]).mean(axis=(-2, -1))).sum()
     div = jnp.zeros(())
     if cfg.diversity:
         scale = out["scale"] if cfg.diversity_scale == "logit" else 1.0

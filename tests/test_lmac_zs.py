@@ -27,15 +27,17 @@ from lmac.zero_shot import ZsLossConfig
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 
 
-def _numpy_loss(out, l1, div, scale=1.0):
-    """Eq. 6-7 written out with loops over pairs."""
+def _numpy_loss(out, l1, div, scale=1.0, l1_rejected=0.0):
+    """Eq. 6-7 written out with loops over pairs (with ``l1_rejected``, λ1 per pair as documented)."""
     sim, sim_m, mask = out["sim"], out["sim_masked"], out["mask"]
     t, a = out["text"], out["masked_audio"]
     b = sim.shape[0]
     total = 0.0
     for i in range(b):
         for j in range(b):
-            total += abs(sim[i, j] - sim_m[i, j]) + l1 * np.abs(mask[i, j]).mean()
+            clip_mean = sum(sim[k, j] for k in range(b)) / b
+            weight = l1 + l1_rejected / (1.0 + np.exp(-(clip_mean - sim[i, j])))
+            total += abs(sim[i, j] - sim_m[i, j]) + weight * np.abs(mask[i, j]).mean()
     for i in range(b):
         d_i = sum(abs(t[i] @ t[j] - a[i, i] @ a[j, i]) for j in range(b) if j != i)
         total += div * scale * d_i
@@ -59,6 +61,17 @@ def test_loss_equals_a_direct_evaluation_of_eq_6_and_7():
     np.testing.assert_allclose(float(parts["fidelity"]), np.abs(out["sim"] - out["sim_masked"]).sum(), rtol=1e-5)
     no_div, _ = zero_shot.loss({k: jnp.asarray(v) for k, v in out.items()}, ZsLossConfig(l1=0.7, diversity=0.0))
     np.testing.assert_allclose(float(no_div), _numpy_loss(out, 0.7, 0.0), rtol=1e-5)
+    rejected, _ = zero_shot.loss({k: jnp.asarray(v) for k, v in out.items()},
+                                 ZsLossConfig(l1=0.7, l1_rejected=5.0, diversity=1.3))
+    np.testing.assert_allclose(float(rejected), _numpy_loss(out, 0.7, 1.3, scale=2.5, l1_rejected=5.0), rtol=1e-5)
+
+
+def test_rejected_prompts_pay_more_sparsity_than_the_clips_best_prompt():
+    sim = jnp.array([[9.0, -1.0], [0.0, 8.0], [1.0, 1.5]])          # (P, B): prompt 0 fits clip 0, 1 clip 1
+    w = np.asarray(zero_shot.l1_weights(sim, ZsLossConfig(l1=2.0, l1_rejected=10.0)))
+    assert w.shape == (3, 2) and np.all((w >= 2.0) & (w <= 12.0))
+    assert w[0, 0] < 2.1 and w[1, 0] > 9.0 and w[1, 1] < 2.1 and w[0, 1] > 9.0
+    np.testing.assert_allclose(zero_shot.l1_weights(sim, ZsLossConfig(l1=2.0)), 2.0)
 
 
 @pytest.fixture(scope="module")
