@@ -57,6 +57,8 @@ class ZsLossConfig:
     logit_scale: float | None = None
 
     def __post_init__(self):
+        if self.l1 < 0 or self.l1_rejected < 0:
+            raise ValueError(f"l1 ({self.l1}) and l1_rejected ({self.l1_rejected}) must be >= 0")
         if self.domain not in DOMAINS:
             raise ValueError(f"mask domain must be one of {DOMAINS}, got {self.domain!r}")
         if self.diversity_scale not in ("logit", "cosine"):

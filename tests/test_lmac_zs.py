@@ -72,6 +72,8 @@ def test_rejected_prompts_pay_more_sparsity_than_the_clips_best_prompt():
     assert w.shape == (3, 2) and np.all((w >= 2.0) & (w <= 12.0))
     assert w[0, 0] < 2.1 and w[1, 0] > 9.0 and w[1, 1] < 2.1 and w[0, 1] > 9.0
     np.testing.assert_allclose(zero_shot.l1_weights(sim, ZsLossConfig(l1=2.0)), 2.0)
+    with pytest.raises(ValueError, match="l1_rejected"):
+        ZsLossConfig(l1_rejected=-1.0)
 
 
 @pytest.fixture(scope="module")
