@@ -324,7 +324,9 @@ def _define_flags():
     flags.DEFINE_enum("dataset", "soundscapes", protocols_lib.DATASETS, "Evaluation clips.")
     flags.DEFINE_string("root", None, "Dataset root (esc50, urbansound8k, folder).")
     flags.DEFINE_list("folds", [], "ESC-50 / UrbanSound8K folds to draw from (default: all).")
-    flags.DEFINE_list("methods", list(DEFAULT_METHODS), f"Methods, from: {', '.join(METHODS)}.")
+    from lmac import evaluate_zs
+    flags.DEFINE_list("methods", list(DEFAULT_METHODS), f"Methods, from: {', '.join(METHODS)} (--zero_shot: "
+                      f"{', '.join(evaluate_zs.METHODS)}; default all but ig_pos).")
     flags.DEFINE_list("protocols", list(DEFAULT_PROTOCOLS), f"Protocols, from: {', '.join(protocols_lib.PROTOCOLS)}.")
     flags.DEFINE_string("speech_dir", None, "Folder of speech audio for --protocols=speech (default: the "
                         "soundscapes corpus' voice-like source).")
@@ -364,7 +366,8 @@ def main(argv):
                         else evaluate_zs.EVAL_SEED, template=f.prompts, out=f.out,
                         protocol_names=protocols if f["protocols"].present else evaluate_zs.PROTOCOLS,
                         methods=resolve(f.methods, dict.fromkeys(evaluate_zs.METHODS), "method")
-                        if f["methods"].present else evaluate_zs.METHODS, batch_size=f.batch_size, ig_steps=f.ig_steps,
+                        if f["methods"].present else evaluate_zs.DEFAULT_METHODS,
+                        batch_size=f.batch_size, ig_steps=f.ig_steps,
                         smoothgrad_samples=f.smoothgrad_samples, smoothgrad_noise=f.smoothgrad_noise,
                         figure_clips=f.figure_clips,
                         **({"sanity_clips": f.sanity_clips} if f["sanity_clips"].present else {}))

@@ -21,7 +21,8 @@ Protocols: ``in_domain`` and the paper's OOD contaminations at 3 dB SNR (``mixtu
 the true masks stay the clean clip's. Writes ``results.json`` ({protocol: {metric: value}}) and
 ``results.md``. The same rows are explained by GradCAM, GradCAM++, SmoothGrad, Integrated Gradients
 and Saliency on the CLAP audio encoder (``lmac.zs_baselines``; target: the row's prompt), their maps
-min-max scaled to masks on the STFT grid and scored identically. ``scatter.png``: mask mean against
+min-max scaled to masks on the STFT grid and scored identically (``ig_pos``, not run by default: IG's
+positive part over its max, :func:`map_to_mask`). ``scatter.png``: mask mean against
 similarity of the first protocol's pairs; ``maps.png``: the present and absent prompts' masks of its
 first clips beside the true masks; ``sanity.json`` / ``sanity.png``: cascading randomisation
 of the audio encoder for LMAC-ZS and GradCAM++ (``lmac.sanity_zs``).
@@ -59,15 +60,29 @@ def eval_clips(explainer, n: int, seed: int):
     return waves, truth, [c.clip_id for c in clips]
 
 
-METHODS = ("lmac_zs", "gradcam", "gradcam++", "smoothgrad", "ig", "saliency")
+DEFAULT_METHODS = ("lmac_zs", "gradcam", "gradcam++", "smoothgrad", "ig", "saliency")
+METHODS = DEFAULT_METHODS + ("ig_pos",)   # ig_pos: IG's map, its positive part as the mask
 _BASELINE = {"gradcam": "gradcam", "gradcam++": "gradcam_pp", "smoothgrad": "smoothgrad",
-             "ig": "integrated_gradients", "saliency": "saliency"}
+             "ig": "integrated_gradients", "saliency": "saliency", "ig_pos": "integrated_gradients"}
+_POSITIVE = ("ig_pos",)   # map -> mask by its positive part over its max, not min-max (:func:`map_to_mask`)
+
+
+def map_to_mask(m: jnp.ndarray, positive: bool = False) -> jnp.ndarray:
+    """(N, T, F) attribution maps -> masks in [0, 1], per row: min-max scaled (the default, as
+    ``lmac.evaluate`` scales L-MAC's baselines), or with ``positive`` max(m, 0) / max(m). Min-max maps
+    a signed map's zero (no effect on the logit) to a mid grey: Integrated Gradients' masks then keep
+    about half of every bin; the positive part keeps only the bins that raised the logit."""
+    if positive:
+        m = jnp.maximum(m, 0)
+        return m / jnp.maximum(m.max(axis=(1, 2), keepdims=True), 1e-12)
+    lo, hi = m.min(axis=(1, 2), keepdims=True), m.max(axis=(1, 2), keepdims=True)
+    return (m - lo) / jnp.maximum(hi - lo, 1e-12)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
 def _masks(graphs, method, states, mag, text, text_unit, scale, key):
     """(N, T, F) masks in [0, 1] for N (prompt, clip) rows: the decoder's, or a baseline's map of the
-    prompt's zero-shot logit min-max scaled per row (as ``lmac.evaluate`` scales L-MAC's baselines)."""
+    prompt's zero-shot logit made a mask per row by :func:`map_to_mask`."""
     (clap_graph, spectrogram), dec_graph, cfg, options = graphs
     with jax.default_matmul_precision("highest"):
         if method == "lmac_zs":
@@ -78,8 +93,7 @@ def _masks(graphs, method, states, mag, text, text_unit, scale, key):
         forward = zs_baselines.zero_shot_forward(clap_graph, states[0], spectrogram, cfg, text_unit, scale)
         target = jnp.argmax(text @ text_unit.T, axis=1)          # the row's prompt among the K
         m = baselines.explain_with(_BASELINE[method], forward, mag, target, key=key, **dict(dict(options)[method]))
-        lo, hi = m.min(axis=(1, 2), keepdims=True), m.max(axis=(1, 2), keepdims=True)
-        return (m - lo) / jnp.maximum(hi - lo, 1e-12)
+        return map_to_mask(m, positive=method in _POSITIVE)
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -167,7 +181,7 @@ class _Scores:
                 "kind": list(self.kind), "spearman": spearman(np.asarray(self.mm), np.asarray(self.sim))}
 
 
-def evaluate(explainer, waves: np.ndarray, truth, template: str, *, methods=METHODS, seed: int = EVAL_SEED,
+def evaluate(explainer, waves: np.ndarray, truth, template: str, *, methods=DEFAULT_METHODS, seed: int = EVAL_SEED,
              batch_size: int = 8, ig_steps: int = 20, smoothgrad_samples: int = 5, smoothgrad_noise: float = 0.15,
              progress: bool = True, scatter: dict | None = None, examples: dict | None = None,
              n_examples: int = 3) -> dict[str, dict[str, float]]:
@@ -183,6 +197,7 @@ def evaluate(explainer, waves: np.ndarray, truth, template: str, *, methods=METH
     t_unit = l2_normalize(text_all)
     scale = float(clap.logit_scale if explainer.spec.loss.logit_scale is None else explainer.spec.loss.logit_scale)
     options = (("gradcam", ()), ("gradcam++", ()), ("saliency", ()), ("ig", (("n_steps", ig_steps),)),
+               ("ig_pos", (("n_steps", ig_steps),)),
                ("smoothgrad", (("nt_samples", smoothgrad_samples), ("stdev", smoothgrad_noise))))
     stft_cfg = dataclasses.replace(explainer.spec.loss, domain="stft")
     rng = np.random.default_rng([seed, 7])
@@ -254,7 +269,7 @@ def table(results: dict[str, dict[str, float]]) -> str:
 
 
 def run(explainer, *, name: str, clips: int, seed: int, template: str, out: str,
-        protocol_names=PROTOCOLS, methods=METHODS, batch_size: int = 8, sanity_clips: int = 16,
+        protocol_names=PROTOCOLS, methods=DEFAULT_METHODS, batch_size: int = 8, sanity_clips: int = 16,
         figure_clips: int = 3, **options) -> dict:
     """Every protocol and method on ``clips`` clips of ``seed``; writes results.json (rewritten whole
     after every protocol, ``complete`` true at the end) and results.md; scatter.png (the first
