@@ -41,7 +41,7 @@ from flax import nnx
 from clap_jax import atomic
 from clap_jax.data import soundscapes
 from clap_jax.linalg import l2_normalize
-from lmac import metrics, protocols, zero_shot, zs_explainer
+from lmac import metrics, protocols, sanity, zero_shot, zs_explainer
 
 PROTOCOLS = ("in_domain", "mixtures_3db", "white_noise_3db", "speech_3db")
 EVAL_SEED = 70000      # used by nothing in training or selection (see configs/lmac_zs_soundscapes.py)
@@ -68,15 +68,15 @@ _POSITIVE = ("ig_pos",)   # map -> mask by its positive part over its max, not m
 
 
 def map_to_mask(m: jnp.ndarray, positive: bool = False) -> jnp.ndarray:
-    """(N, T, F) attribution maps -> masks in [0, 1], per row: min-max scaled (the default, as
-    ``lmac.evaluate`` scales L-MAC's baselines), or with ``positive`` max(m, 0) / max(m). Min-max maps
-    a signed map's zero (no effect on the logit) to a mid grey: Integrated Gradients' masks then keep
-    about half of every bin; the positive part keeps only the bins that raised the logit."""
+    """(N, T, F) attribution maps -> masks in [0, 1], per row: min-max scaled (the default), or with
+    ``positive`` max(m, 0) / max(m). Min-max maps a signed map's zero (no effect on the logit) to a
+    mid grey: Integrated Gradients' masks then keep about half of every bin. The positive part
+    keeps only the bins that raised the logit; it is the mask ``lmac.evaluate`` makes of L-MAC's IG
+    (ReLU, then min-max) wherever the map has a bin <= 0."""
     if positive:
         m = jnp.maximum(m, 0)
         return m / jnp.maximum(m.max(axis=(1, 2), keepdims=True), 1e-12)
-    lo, hi = m.min(axis=(1, 2), keepdims=True), m.max(axis=(1, 2), keepdims=True)
-    return (m - lo) / jnp.maximum(hi - lo, 1e-12)
+    return sanity.minmax(m)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
