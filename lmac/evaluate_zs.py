@@ -21,8 +21,9 @@ Protocols: ``in_domain`` and the paper's OOD contaminations at 3 dB SNR (``mixtu
 the true masks stay the clean clip's. Writes ``results.json`` ({protocol: {metric: value}}) and
 ``results.md``. The same rows are explained by GradCAM, GradCAM++, SmoothGrad, Integrated Gradients
 and Saliency on the CLAP audio encoder (``lmac.zs_baselines``; target: the row's prompt), their maps
-min-max scaled to masks on the STFT grid and scored identically (``ig_pos``, not run by default: IG's
-positive part over its max, :func:`map_to_mask`). ``scatter.png``: mask mean against
+made masks on the STFT grid as ``lmac.evaluate`` makes L-MAC's baselines' (positive part, then per-row
+min-max: :func:`map_to_mask`) and scored identically (``ig_signed``, not run by default: IG's signed map
+min-max scaled, its zero a mid grey). ``scatter.png``: mask mean against
 similarity of the first protocol's pairs; ``maps.png``: the present and absent prompts' masks of its
 first clips beside the true masks; ``sanity.json`` / ``sanity.png``: cascading randomisation
 of the audio encoder for LMAC-ZS and GradCAM++ (``lmac.sanity_zs``).
@@ -61,22 +62,19 @@ def eval_clips(explainer, n: int, seed: int):
 
 
 DEFAULT_METHODS = ("lmac_zs", "gradcam", "gradcam++", "smoothgrad", "ig", "saliency")
-METHODS = DEFAULT_METHODS + ("ig_pos",)   # ig_pos: IG's map, its positive part as the mask
+METHODS = DEFAULT_METHODS + ("ig_signed",)   # ig_signed: IG's signed map min-max scaled
 _BASELINE = {"gradcam": "gradcam", "gradcam++": "gradcam_pp", "smoothgrad": "smoothgrad",
-             "ig": "integrated_gradients", "saliency": "saliency", "ig_pos": "integrated_gradients"}
-_POSITIVE = ("ig_pos",)   # map -> mask by its positive part over its max, not min-max (:func:`map_to_mask`)
+             "ig": "integrated_gradients", "saliency": "saliency", "ig_signed": "integrated_gradients"}
+_SIGNED = ("ig_signed",)   # map -> mask by min-max of the signed map (:func:`map_to_mask`)
 
 
-def map_to_mask(m: jnp.ndarray, positive: bool = False) -> jnp.ndarray:
-    """(N, T, F) attribution maps -> masks in [0, 1], per row: min-max scaled (the default), or with
-    ``positive`` max(m, 0) / max(m). Min-max maps a signed map's zero (no effect on the logit) to a
-    mid grey: Integrated Gradients' masks then keep about half of every bin. The positive part
-    keeps only the bins that raised the logit; it is the mask ``lmac.evaluate`` makes of L-MAC's IG
-    (ReLU, then min-max) wherever the map has a bin <= 0."""
-    if positive:
-        m = jnp.maximum(m, 0)
-        return m / jnp.maximum(m.max(axis=(1, 2), keepdims=True), 1e-12)
-    return sanity.minmax(m)
+def map_to_mask(m: jnp.ndarray, signed: bool = False) -> jnp.ndarray:
+    """(N, T, F) attribution maps -> masks in [0, 1], per row: the positive part (the evidence for the
+    prompt), then min-max, as ``lmac.evaluate`` treats every baseline (a no-op ReLU for the CAMs,
+    Saliency and SmoothGrad, whose maps are >= 0; for Integrated Gradients it keeps only the bins
+    that raised the logit). With ``signed`` the map itself is min-max scaled: its zero (no effect on
+    the logit) becomes a mid grey, and IG's masks then keep about half of every bin."""
+    return sanity.minmax(m if signed else jnp.maximum(m, 0))
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
@@ -93,7 +91,7 @@ def _masks(graphs, method, states, mag, text, text_unit, scale, key):
         forward = zs_baselines.zero_shot_forward(clap_graph, states[0], spectrogram, cfg, text_unit, scale)
         target = jnp.argmax(text @ text_unit.T, axis=1)          # the row's prompt among the K
         m = baselines.explain_with(_BASELINE[method], forward, mag, target, key=key, **dict(dict(options)[method]))
-        return map_to_mask(m, positive=method in _POSITIVE)
+        return map_to_mask(m, signed=method in _SIGNED)
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -197,7 +195,7 @@ def evaluate(explainer, waves: np.ndarray, truth, template: str, *, methods=DEFA
     t_unit = l2_normalize(text_all)
     scale = float(clap.logit_scale if explainer.spec.loss.logit_scale is None else explainer.spec.loss.logit_scale)
     options = (("gradcam", ()), ("gradcam++", ()), ("saliency", ()), ("ig", (("n_steps", ig_steps),)),
-               ("ig_pos", (("n_steps", ig_steps),)),
+               ("ig_signed", (("n_steps", ig_steps),)),
                ("smoothgrad", (("nt_samples", smoothgrad_samples), ("stdev", smoothgrad_noise))))
     stft_cfg = dataclasses.replace(explainer.spec.loss, domain="stft")
     rng = np.random.default_rng([seed, 7])

@@ -321,12 +321,15 @@ def test_cnn14_decoder_below_64_mels_repeats_bands_to_keep_a_frequency_axis(capl
     assert y.shape == (2, 101, 257) and y.std(axis=2).min() > 1e-4      # every frame varies along frequency
 
 
-def test_baseline_maps_become_masks_by_min_max_or_by_their_positive_part():
-    """Min-max puts a signed map's zero at mid grey; ``ig_pos`` keeps only the bins that raised the
-    logit, each over the row's largest attribution."""
+def test_baseline_maps_become_masks_by_their_positive_part_or_signed_min_max():
+    """The default keeps only the bins that raised the logit, each over the row's largest attribution
+    (what ``lmac.evaluate`` does to L-MAC's baselines); ``ig_signed`` puts a signed map's zero at mid
+    grey."""
     from lmac.evaluate_zs import map_to_mask
     m = jnp.asarray([[[-2.0, 0.0], [1.0, 2.0]], [[0.0, 0.5], [1.0, -1.0]]])
-    np.testing.assert_allclose(map_to_mask(m), [[[0, 0.5], [0.75, 1]], [[0.5, 0.75], [1, 0]]])
-    np.testing.assert_allclose(map_to_mask(m, positive=True), [[[0, 0], [0.5, 1]], [[0, 0.5], [1, 0]]])
-    flat = map_to_mask(-jnp.ones((1, 2, 2)), positive=True)      # nothing raised the logit: an empty mask
+    np.testing.assert_allclose(map_to_mask(m), [[[0, 0], [0.5, 1]], [[0, 0.5], [1, 0]]])
+    np.testing.assert_allclose(map_to_mask(m, signed=True), [[[0, 0.5], [0.75, 1]], [[0.5, 0.75], [1, 0]]])
+    flat = map_to_mask(-jnp.ones((1, 2, 2)))      # nothing raised the logit: an empty mask
     np.testing.assert_array_equal(flat, np.zeros((1, 2, 2)))
+    cam = jnp.asarray([[[0.5, 1.0], [2.0, 3.0]]])     # a map >= 0 (CAMs, Saliency): min-max, as before
+    np.testing.assert_allclose(map_to_mask(cam), [[[0, 0.2], [0.6, 1]]])
