@@ -26,6 +26,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from lmac.sanity import minmax
+
 Forward = Callable[..., dict]
 BASELINES: dict[str, Callable] = {}      # name -> fn(forward, x, target, **options) -> map of x's shape
 NEEDS_KEY = {"smoothgrad"}               # baselines that draw noise: pass key=jax.random.key(...)
@@ -60,6 +62,16 @@ class _Tapped:
     def __call__(self, x):
         y = self.block(x if self.pre is None else x + self.pre)
         return y if self.post is None else y + self.post
+
+
+def map_to_mask(m: jnp.ndarray, signed: bool = False) -> jnp.ndarray:
+    """(N, T, F) attribution maps -> masks in [0, 1], per row: the positive part (the evidence for the
+    target), then min-max. The one conversion of every baseline's map, in ``lmac.evaluate`` and its
+    zero-shot mode: a no-op ReLU for the CAMs, Saliency and SmoothGrad (maps >= 0); for Integrated
+    Gradients it keeps only the bins that raised the logit. With ``signed`` the map itself is min-max
+    scaled: its zero (no effect on the logit) becomes a mid grey, and IG's masks then keep about half
+    of every bin."""
+    return minmax(m if signed else jnp.maximum(m, 0))
 
 
 def cnn14_forward(graphdef, state, to_features: Callable | None = None) -> Forward:

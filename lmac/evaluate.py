@@ -134,7 +134,7 @@ def _baseline(name: str):
         else:
             cam = baselines.gradcam if name == "gradcam" else baselines.gradcam_pp
             m = cam(forward, mag, target, size=(mag.shape[1], sg.n_mels))[:, :, _mel_of_bin(sg)]
-        return {"logits_clean": logits, "map": m, "mask": sanity.minmax(m)[:, :ctx.frames_out]}
+        return {"logits_clean": logits, "map": m, "mask": baselines.map_to_mask(m)[:, :ctx.frames_out]}
     return run
 
 

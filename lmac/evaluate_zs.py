@@ -22,7 +22,7 @@ the true masks stay the clean clip's. Writes ``results.json`` ({protocol: {metri
 ``results.md``. The same rows are explained by GradCAM, GradCAM++, SmoothGrad, Integrated Gradients
 and Saliency on the CLAP audio encoder (``lmac.zs_baselines``; target: the row's prompt), their maps
 made masks on the STFT grid as ``lmac.evaluate`` makes L-MAC's baselines' (positive part, then per-row
-min-max: :func:`map_to_mask`) and scored identically (``ig_signed``, not run by default: IG's signed map
+min-max: ``lmac.baselines.map_to_mask``) and scored identically (``ig_signed``, not run by default: IG's signed map
 min-max scaled, its zero a mid grey). ``scatter.png``: mask mean against
 similarity of the first protocol's pairs; ``maps.png``: the present and absent prompts' masks of its
 first clips beside the true masks; ``sanity.json`` / ``sanity.png``: cascading randomisation
@@ -42,7 +42,7 @@ from flax import nnx
 from clap_jax import atomic
 from clap_jax.data import soundscapes
 from clap_jax.linalg import l2_normalize
-from lmac import metrics, protocols, sanity, zero_shot, zs_explainer
+from lmac import metrics, protocols, zero_shot, zs_explainer
 
 PROTOCOLS = ("in_domain", "mixtures_3db", "white_noise_3db", "speech_3db")
 EVAL_SEED = 70000      # used by nothing in training or selection (see configs/lmac_zs_soundscapes.py)
@@ -65,22 +65,13 @@ DEFAULT_METHODS = ("lmac_zs", "gradcam", "gradcam++", "smoothgrad", "ig", "salie
 METHODS = DEFAULT_METHODS + ("ig_signed",)   # ig_signed: IG's signed map min-max scaled
 _BASELINE = {"gradcam": "gradcam", "gradcam++": "gradcam_pp", "smoothgrad": "smoothgrad",
              "ig": "integrated_gradients", "saliency": "saliency", "ig_signed": "integrated_gradients"}
-_SIGNED = ("ig_signed",)   # map -> mask by min-max of the signed map (:func:`map_to_mask`)
-
-
-def map_to_mask(m: jnp.ndarray, signed: bool = False) -> jnp.ndarray:
-    """(N, T, F) attribution maps -> masks in [0, 1], per row: the positive part (the evidence for the
-    prompt), then min-max, as ``lmac.evaluate`` treats every baseline (a no-op ReLU for the CAMs,
-    Saliency and SmoothGrad, whose maps are >= 0; for Integrated Gradients it keeps only the bins
-    that raised the logit). With ``signed`` the map itself is min-max scaled: its zero (no effect on
-    the logit) becomes a mid grey, and IG's masks then keep about half of every bin."""
-    return sanity.minmax(m if signed else jnp.maximum(m, 0))
+_SIGNED = ("ig_signed",)   # map -> mask by min-max of the signed map (``baselines.map_to_mask``)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
 def _masks(graphs, method, states, mag, text, text_unit, scale, key):
     """(N, T, F) masks in [0, 1] for N (prompt, clip) rows: the decoder's, or a baseline's map of the
-    prompt's zero-shot logit made a mask per row by :func:`map_to_mask`."""
+    prompt's zero-shot logit made a mask per row by ``baselines.map_to_mask``."""
     (clap_graph, spectrogram), dec_graph, cfg, options = graphs
     with jax.default_matmul_precision("highest"):
         if method == "lmac_zs":
@@ -91,7 +82,7 @@ def _masks(graphs, method, states, mag, text, text_unit, scale, key):
         forward = zs_baselines.zero_shot_forward(clap_graph, states[0], spectrogram, cfg, text_unit, scale)
         target = jnp.argmax(text @ text_unit.T, axis=1)          # the row's prompt among the K
         m = baselines.explain_with(_BASELINE[method], forward, mag, target, key=key, **dict(dict(options)[method]))
-        return map_to_mask(m, signed=method in _SIGNED)
+        return baselines.map_to_mask(m, signed=method in _SIGNED)
 
 
 @functools.partial(jax.jit, static_argnums=0)

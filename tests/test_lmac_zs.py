@@ -325,7 +325,7 @@ def test_baseline_maps_become_masks_by_their_positive_part_or_signed_min_max():
     """The default keeps only the bins that raised the logit, each over the row's largest attribution
     (what ``lmac.evaluate`` does to L-MAC's baselines); ``ig_signed`` puts a signed map's zero at mid
     grey."""
-    from lmac.evaluate_zs import map_to_mask
+    from lmac.baselines import map_to_mask
     m = jnp.asarray([[[-2.0, 0.0], [1.0, 2.0]], [[0.0, 0.5], [1.0, -1.0]]])
     np.testing.assert_allclose(map_to_mask(m), [[[0, 0], [0.5, 1]], [[0, 0.5], [1, 0]]])
     np.testing.assert_allclose(map_to_mask(m, signed=True), [[[0, 0.5], [0.75, 1]], [[0.5, 0.75], [1, 0]]])
