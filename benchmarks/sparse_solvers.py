@@ -18,8 +18,10 @@ at the call, after `import jax`, and end with the weights on the host):
 * **warm**: a second call of the same process on the same problem, with the same prepared
   dictionary (no compilation, no precomputation);
 * **cached**: the first call of another new process, with the persistent compilation cache
-  (`clap_jax.runtime.enable_compilation_cache`) filled by the first process: tracing and
-  lowering still run, XLA compilation is replaced by loading the cached programs.
+  (`clap_jax.runtime.enable_compilation_cache`) and the program store beside it
+  (`clap_jax.programs`) filled by the first process: the solver's programs are loaded without
+  tracing; the dictionary's small precomputation programs (C C^T) are traced and loaded from
+  the cache.
 
 sklearn and SPAMS are timed from the call in this process, in the same run; the "x sklearn"
 column divides sklearn's time by each of ours (warm / first / cached).

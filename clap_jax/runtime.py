@@ -3,7 +3,9 @@ quiet logs.
 
 * **Compilation cache**: XLA programs are written to ``$CLAP_JAX_CACHE/xla`` (default
   ``~/.cache/clap_jax/xla``), so a second run of any command over the same model and shapes
-  loads its programs instead of compiling them. ``--nocompilation_cache`` turns it off.
+  loads its programs instead of compiling them. ``--nocompilation_cache`` turns it off. The
+  lasso solver's programs are also kept in the program store beside it (``xla/programs``,
+  ``clap_jax.programs``): a new process loads them without even tracing.
 * **Quiet logs**: dependencies' INFO lines (orbax, jax, absl) are hidden unless ``--verbosity``
   is given (``--verbosity=0`` shows INFO, ``1`` debug and tracebacks).
 

@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import PartitionSpec as P
 
+from clap_jax import programs
 from sparse import checks
 from sparse.lasso import buckets, full, problem
 from sparse.lasso.prepared import PreparedDictionary, _prepare, mesh
@@ -80,8 +81,7 @@ def _solve_chunk(C, Z, lam, init, aux, tol, max_iter, *, cfg):
     return {k: v[:n] for k, v in out.items()}
 
 
-@functools.partial(jax.jit, static_argnames=("cfg", "n_devices"))
-def _solve(C, Z, lam, init, aux, tol, max_iter, *, cfg, n_devices):
+def _solve_program(C, Z, lam, init, aux, tol, max_iter, *, cfg, n_devices):
     """Every solve runs through this one jitted function: one program per (cfg, n_devices)
     and input shapes, shared by all callers. Rows are sharded over the mesh ("data"), the
     dictionary and aux replicated. C: (c, d); Z: (n, d); lam: (n,); init: (n, c) or a
@@ -92,6 +92,12 @@ def _solve(C, Z, lam, init, aux, tol, max_iter, *, cfg, n_devices):
                        in_specs=(P(), P("data"), P("data"), P("data"), P(), P(), P()),
                        out_specs=P("data"), check_vma=False)
     return fn(C, Z, lam, init, aux, tol, max_iter)
+
+
+# Kept in the program store (clap_jax.programs) while the compilation cache is on: a new process
+# loads the solver's programs without tracing them. Every module the solve is built from is named.
+_solve = programs.stored(_solve_program, static_argnames=("cfg", "n_devices"),
+                         sources=("sparse.lasso", "sparse.checks", "clap_jax.linalg"))
 
 
 def _run(cfg, C, aux, Z, lam, init, n_devices, tol, max_iter, rows=1):
