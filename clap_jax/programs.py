@@ -30,7 +30,6 @@ store is as trusted as the cache directory it lives in.
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import importlib
@@ -128,33 +127,36 @@ class StoredProgram:
             return self._jitted(*args, **kwargs)
         dynamic = {k: v for k, v in kwargs.items() if k not in self._static}
         program = self._loaded.get(key)
-        if program is None:
-            program = self._load(folder, key)
-            if program is not None:
-                try:
-                    out = program(*args, **dynamic)
-                    self._loaded[key] = program
-                    return out
-                except _Unusable:
-                    pass
-            program = self._loaded[key] = self._compile(folder, key, args, kwargs)
+        if program is not None:
+            return program(*args, **dynamic)
+        path = os.path.join(folder, key + ".exe")
+        program = self._load(path)
+        if program is not None:
+            try:   # an executable this jaxlib loads but cannot run fails on its first call
+                out = jax.block_until_ready(program(*args, **dynamic))
+                self._loaded[key] = program
+                return out
+            except jax.errors.JaxRuntimeError as e:
+                log.warning("program store: %s failed to run (%s); compiling again", path, e)
+        program = self._loaded[key] = self._compile(path, args, kwargs)
         return program(*args, **dynamic)
 
-    def _load(self, folder: str, key: str):
-        path = os.path.join(folder, key + ".exe")
+    def _load(self, path: str):
         if not os.path.exists(path):
             return None
         try:
             with open(path, "rb") as f:
                 payload, in_tree, out_tree = pickle.load(f)
-            return _Loaded(serialize_executable.deserialize_and_load(payload, in_tree, out_tree), path)
+            return serialize_executable.deserialize_and_load(payload, in_tree, out_tree)
         except Exception as e:   # another jaxlib, a damaged file: compile again and replace it
             log.warning("program store: %s unreadable (%s: %s); compiling again", path, type(e).__name__, e)
             return None
 
-    def _compile(self, folder: str, key: str, args: tuple, kwargs: dict):
+    def _compile(self, path: str, args: tuple, kwargs: dict):
         """A fresh compile (never one loaded from XLA's cache: jaxlib cannot serialize those
-        again), kept out of XLA's cache (the store holds it), serialized into the store."""
+        again), kept out of XLA's cache (the store holds it), serialized to ``path``, replacing
+        what was there. The cache's minimum compile time is raised for the call (a process-wide
+        jax setting: not thread-safe)."""
         hits = _CACHE_HITS[0]
         minimum = jax.config.jax_persistent_cache_min_compile_time_secs
         jax.config.update("jax_persistent_cache_min_compile_time_secs", float("inf"))
@@ -166,10 +168,10 @@ class StoredProgram:
             return compiled
         try:
             blob = pickle.dumps(serialize_executable.serialize(compiled))
-            with atomic.path(os.path.join(folder, key + ".exe")) as tmp, open(tmp, "wb") as f:
+            with atomic.path(path) as tmp, open(tmp, "wb") as f:
                 f.write(blob)
         except OSError as e:     # a read-only or full cache directory: run without storing
-            log.warning("program store: cannot write to %s (%s)", folder, e)
+            log.warning("program store: cannot write %s (%s)", path, e)
         except Exception as e:   # a backend that cannot serialize: run unstored
             log.warning("program store: %s not serializable (%s: %s)", self.__qualname__, type(e).__name__, e)
         return compiled
@@ -177,36 +179,6 @@ class StoredProgram:
     def _cache_size(self) -> int:
         """Programs this process holds: the jitted function's plus those loaded or compiled here."""
         return self._jitted._cache_size() + len(self._loaded)
-
-    def clear(self) -> None:
-        """Forget this process's loaded programs (the files stay)."""
-        self._loaded.clear()
-
-
-class _Loaded:
-    """A program read from the store; if its first call fails (an executable this jaxlib loads but
-    cannot run), the file is removed and the error re-raised to :class:`StoredProgram`, which
-    compiles it again."""
-
-    def __init__(self, executable, path: str):
-        self.executable, self.path, self.proven = executable, path, False
-
-    def __call__(self, *args, **kwargs):
-        if self.proven:
-            return self.executable(*args, **kwargs)
-        try:
-            out = jax.block_until_ready(self.executable(*args, **kwargs))
-        except jax.errors.JaxRuntimeError as e:
-            log.warning("program store: %s failed to run (%s); compiling again", self.path, e)
-            with contextlib.suppress(OSError):
-                os.unlink(self.path)
-            raise _Unusable from e
-        self.proven = True
-        return out
-
-
-class _Unusable(Exception):
-    pass
 
 
 _CACHE_HITS = [0]     # persistent-cache hits so far in this process (jax.monitoring)

@@ -148,7 +148,10 @@ def test_a_stored_program_that_fails_to_run_is_compiled_again(cache_dir, caplog,
         return run
 
     monkeypatch.setattr(programs.serialize_executable, "deserialize_and_load", broken)
+    compiled = []
+    compile_ = programs.StoredProgram._compile
+    monkeypatch.setattr(programs.StoredProgram, "_compile", lambda self, *a: (compiled.append(a[0]), compile_(self, *a))[1])
     with caplog.at_level(logging.WARNING, logger="clap_jax.programs"):
         np.testing.assert_allclose(_store()(x, scale=2.0), x * 2.0 + 4.0)
     assert "failed to run" in caplog.text and "iota_compare_fusion" in caplog.text
-    assert path.exists()                 # compiled again and rewritten
+    assert compiled == [str(path)] and path.exists()          # compiled again, the file rewritten
