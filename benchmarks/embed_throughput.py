@@ -96,6 +96,8 @@ def _cnn14_sb(waves, dtype):
 
 def main(argv):
     del argv
+    from clap_jax import runtime
+    runtime.quiet_logs()  # the table alone on the output (dependencies log WARNING and above)
     import torch
     import reference_models
     from clap_jax import convert

@@ -127,6 +127,8 @@ def _ours(models, waves, noise, tmp):
 
 def main(argv):
     del argv
+    from clap_jax import runtime
+    runtime.quiet_logs()  # the table alone on the output (dependencies log WARNING and above)
     import tempfile
     b, n = FLAGS.batch_size, int(16000 * FLAGS.seconds)
     rng = np.random.default_rng(0)

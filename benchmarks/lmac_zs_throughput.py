@@ -327,6 +327,8 @@ def _batch(clap, cfg, b: int) -> dict[str, np.ndarray]:
 
 def main(argv):
     del argv
+    from clap_jax import runtime
+    runtime.quiet_logs()  # the table alone on the output (dependencies log WARNING and above)
     from clap_jax import api
     cfg = FLAGS.config
     b = FLAGS.batch_size or cfg.batch_size

@@ -171,6 +171,8 @@ def run_ours(method, C, Z, tmp):
 
 def main(argv):
     del argv
+    from clap_jax import runtime
+    runtime.quiet_logs()  # the table alone on the output (dependencies log WARNING and above)
     if FLAGS.worker:
         return worker(FLAGS.worker)
     n, d, c, lam = FLAGS.n, FLAGS.d, FLAGS.concepts, FLAGS.lam

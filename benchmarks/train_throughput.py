@@ -104,6 +104,8 @@ def _reference(cfg, waves, ids, mask):
 
 def main(argv):
     del argv
+    from clap_jax import runtime
+    runtime.quiet_logs()  # the table alone on the output (dependencies log WARNING and above)
     cfg, b = FLAGS.config, FLAGS.batch_size
     rng = np.random.default_rng(0)
     waves = (0.1 * rng.standard_normal((b, int(cfg.frontend.sample_rate * cfg.data.duration)))).astype(np.float32)

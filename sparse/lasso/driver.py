@@ -38,7 +38,10 @@ from sparse.lasso.working_set import solve_working_set, ws_config
 _DEFAULT_CHUNK = 4096  # rows per chunk when chunk_size is None
 _MAX_GRAM_BYTES = 1 << 30  # largest C C^T the working-set method builds by itself
 _MAX_CAPACITY = 1024  # largest working set tried before giving up on an example
+_MAX_INIT_SUPPORT = 128  # a warm start keeps at most this many largest entries per row
 _PROBE = 256  # working_set=None: rows solved first to learn the working-set size
+_PROBE_SELECT = 32  # the probe's working-set size (too small costs only its rows a re-solve)
+_FIRST_SELECT = 64  # working_set=None without a probe: the first guess
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,14 +150,15 @@ def nonneg_lasso(dictionary, embeddings, l1, method=None, tol=1e-6, max_iter=Non
         PreparedDictionary, None or the method it was prepared for.
       tol: stop when the scaled KKT residual (``sparse.lasso.problem``) is <= tol.
       max_iter: iteration cap (per round for "working_set"); default 10,000.
-      init: optional (n, c) nonnegative warm start.
+      init: optional (n, c) nonnegative warm start ("working_set": each row's 128 largest
+        entries; a larger support would only cost memory).
       chunk_size: rows per chunk (memory bound; padded to its row bucket, a power of two,
         sparse.lasso.buckets.rows); default min(n, 4096).
       rho: ADMM penalty (default 1.0); as method with a PreparedDictionary.
       working_set: atoms in each example's first working set ("working_set" only;
         rounded up to a power of two; it holds up to twice that). None: 64 at first,
         then learned from the L0 of the solutions so far (the first 256 rows of a large
-        first chunk are solved apart to learn it early).
+        first chunk are solved apart, at 32, to learn it early).
       gram: use the (c, c) Gram matrix C C^T; None: when it is cheaper (fista / ista / admm:
         c <= 2 d; working_set: when it costs less than the examples' own Gram rows); as method
         with a PreparedDictionary.
@@ -189,7 +193,7 @@ def nonneg_lasso(dictionary, embeddings, l1, method=None, tol=1e-6, max_iter=Non
         # working_set: the full Gram matrix C C^T pays when it costs less than the examples'
         # own Gram rows (about n cap^2 d flops) and fits in memory. n is taken at its bucket,
         # so that all row counts of a bucket share one program.
-        use_gram = (2 * c * c < buckets.rows(n) * (2 * (working_set or 64)) ** 2
+        use_gram = (2 * c * c < buckets.rows(n) * (2 * (working_set or _FIRST_SELECT)) ** 2
                     and c * c * 4 <= _MAX_GRAM_BYTES)
     cfg = _Config(method=method, use_gram=use_gram)
     n_devices = prepared.n_devices
@@ -199,7 +203,7 @@ def nonneg_lasso(dictionary, embeddings, l1, method=None, tol=1e-6, max_iter=Non
     chunk += -chunk % n_devices
 
     parts = []
-    select = 64  # working_set=None: first guess, then learned
+    select = _FIRST_SELECT  # working_set=None: then learned
     for start in range(0, n, chunk):
         sl = slice(start, start + chunk)
         Zc, lc = Z[sl], lam[sl]
@@ -220,7 +224,8 @@ def nonneg_lasso(dictionary, embeddings, l1, method=None, tol=1e-6, max_iter=Non
             for a, b in ((0, probe), (probe, Zc.shape[0])):
                 if b > a:  # the probe takes the rest's row bucket: one program if select stays
                     outs.append(_run_working_set(run, cfg, Cj, aux, Zc[a:b], lc[a:b],
-                                                 None if ic is None else ic[a:b], select,
+                                                 None if ic is None else ic[a:b],
+                                                 _PROBE_SELECT if a == 0 < probe else select,
                                                  rows=Zc.shape[0] - probe))
                     select = _select_for(np.concatenate([o["l0"] for o in outs])[:real])
             out = {k: np.concatenate([o[k] for o in outs]) for k in outs[0]}
@@ -237,12 +242,25 @@ def _select_for(l0):
     return int(np.clip(1 << int(np.ceil(np.log2(max(0.8 * q, 1)))), 32, 256))
 
 
+def _largest(x, k):
+    """x (m, c) with all but each row's k largest entries set to zero (a warm start with a
+    large support, e.g. a full-dictionary solver's, would give every example that many slots:
+    memory in rows x slots^2). The solution does not change: the KKT checks are global."""
+    if x.shape[1] <= k or int((x > 0).sum(axis=1).max()) <= k:
+        return x
+    top = np.argpartition(-x, k - 1, axis=1)[:, :k]
+    out = np.zeros_like(x)
+    np.put_along_axis(out, top, np.take_along_axis(x, top, 1), axis=1)
+    return out
+
+
 def _run_working_set(run, cfg, C, aux, Z, lam, init, select, rows=1):
     """Working-set solve (padded to the row bucket of at least `rows`); unconverged rows are
     re-solved warm with twice the slots."""
     c = C.shape[0]
     cap = 2 * select
     if init is not None:  # the support of init must fit, with room to grow
+        init = _largest(init, _MAX_INIT_SUPPORT)
         cap = max(cap, int((init > 0).sum(axis=1).max()) + select)
     wcfg = ws_config(cfg, select, cap, c)
     out = run(wcfg, C, aux, Z, lam, init, rows=rows)
