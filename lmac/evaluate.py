@@ -326,7 +326,7 @@ def _define_flags():
     flags.DEFINE_list("folds", [], "ESC-50 / UrbanSound8K folds to draw from (default: all).")
     from lmac import evaluate_zs
     flags.DEFINE_list("methods", list(DEFAULT_METHODS), f"Methods, from: {', '.join(METHODS)} (--zero_shot: "
-                      f"{', '.join(evaluate_zs.METHODS)}; default all but ig_signed).")
+                      f"{', '.join(evaluate_zs.METHODS)}; default all but ig_signed and optimized).")
     flags.DEFINE_list("protocols", list(DEFAULT_PROTOCOLS), f"Protocols, from: {', '.join(protocols_lib.PROTOCOLS)}.")
     flags.DEFINE_string("speech_dir", None, "Folder of speech audio for --protocols=speech (default: the "
                         "soundscapes corpus' voice-like source).")
@@ -340,6 +340,12 @@ def _define_flags():
     flags.DEFINE_integer("ig_steps", Options.ig_steps, "Integrated gradients steps.")
     flags.DEFINE_integer("smoothgrad_samples", Options.smoothgrad_samples, "SmoothGrad noisy copies.")
     flags.DEFINE_float("smoothgrad_noise", Options.smoothgrad_noise, "SmoothGrad noise std / magnitude range.")
+    flags.DEFINE_integer("optimized_steps", evaluate_zs.zs_optimized.STEPS,
+                         "--zero_shot --methods=optimized: Adam steps per row (lmac.zs_optimized).")
+    flags.DEFINE_float("optimized_lr", evaluate_zs.zs_optimized.LR,
+                       "--zero_shot --methods=optimized: Adam learning rate on the mask logits.")
+    flags.DEFINE_float("optimized_l1", None, "--methods=optimized: λ1 (default: the explainer's loss).")
+    flags.DEFINE_float("optimized_l1_rejected", None, "--methods=optimized: l1_rejected (default: the explainer's).")
     flags.DEFINE_string("out", "eval", "Output folder.")
     flags.DEFINE_bool("strict", False, "Stop at the first bad audio file instead of skipping it.")
     flags.DEFINE_bool("zero_shot", False, "Evaluate an LMAC-ZS explainer (lmac.evaluate_zs): CLAP's zero-shot "
@@ -369,6 +375,8 @@ def main(argv):
                         if f["methods"].present else evaluate_zs.DEFAULT_METHODS,
                         batch_size=f.batch_size, ig_steps=f.ig_steps,
                         smoothgrad_samples=f.smoothgrad_samples, smoothgrad_noise=f.smoothgrad_noise,
+                        optimized_steps=f.optimized_steps, optimized_lr=f.optimized_lr,
+                        optimized_l1=f.optimized_l1, optimized_l1_rejected=f.optimized_l1_rejected,
                         figure_clips=f.figure_clips,
                         **({"sanity_clips": f.sanity_clips} if f["sanity_clips"].present else {}))
         print(f"wrote {f.out}/results.json, {f.out}/results.md, scatter.png, maps.png, sanity.json, sanity.png")

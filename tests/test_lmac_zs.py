@@ -272,14 +272,15 @@ def test_zero_shot_evaluation_writes_finite_numbers_for_every_method(tmp_path):
     import sys
     out = tmp_path / "eval"
     proc = subprocess.run([sys.executable, "-m", "lmac.evaluate", "--zero_shot", "--clips=3", "--batch_size=4",
-                           "--protocols=in_domain,mixtures_3db", "--methods=lmac_zs,gradcam++,smoothgrad",
+                           "--protocols=in_domain,mixtures_3db",
+                           "--methods=lmac_zs,gradcam++,smoothgrad,optimized", "--optimized_steps=3",
                            f"--out={out}"], cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     data = json.loads((out / "results.json").read_text())
     assert data["seed"] == 70000 and data["clips"] == 3
     assert set(data["results"]) == {"in_domain", "mixtures_3db"}
     for protocol in data["results"].values():
-        assert set(protocol) == {"lmac_zs", "gradcam++", "smoothgrad"}
+        assert set(protocol) == {"lmac_zs", "gradcam++", "smoothgrad", "optimized"}
         for scores in protocol.values():
             for key in ("AI", "AD", "FF", "Fid-In", "MM", "roc_auc", "relevance_mass", "mask_mean_present",
                         "mask_mean_absent", "spearman_mask_mean_similarity"):
