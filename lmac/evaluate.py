@@ -367,19 +367,7 @@ def main(argv):
     import lmac
     if f.zero_shot:
         from lmac import evaluate_zs
-        explainer = lmac.load(f.explainer if f["explainer"].present else "soundscapes-small-lmac-zs", model=f.model)
-        evaluate_zs.run(explainer, name=f.explainer, clips=f.clips, seed=f.seed if f["seed"].present
-                        else evaluate_zs.EVAL_SEED, template=f.prompts, out=f.out,
-                        protocol_names=protocols if f["protocols"].present else evaluate_zs.PROTOCOLS,
-                        methods=resolve(f.methods, dict.fromkeys(evaluate_zs.METHODS), "method")
-                        if f["methods"].present else evaluate_zs.DEFAULT_METHODS,
-                        batch_size=f.batch_size, ig_steps=f.ig_steps,
-                        smoothgrad_samples=f.smoothgrad_samples, smoothgrad_noise=f.smoothgrad_noise,
-                        optimized_steps=f.optimized_steps, optimized_lr=f.optimized_lr,
-                        optimized_l1=f.optimized_l1, optimized_l1_rejected=f.optimized_l1_rejected,
-                        figure_clips=f.figure_clips,
-                        **({"sanity_clips": f.sanity_clips} if f["sanity_clips"].present else {}))
-        print(f"wrote {f.out}/results.json, {f.out}/results.md, scatter.png, maps.png, sanity.json, sanity.png")
+        evaluate_zs.run_from_flags(f, protocols)
         return cli_errors.OK
     explainer = lmac.load(f.explainer)
     folds = tuple(int(x) for x in f.folds) or None

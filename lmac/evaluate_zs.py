@@ -310,3 +310,19 @@ def run(explainer, *, name: str, clips: int, seed: int, template: str, out: str,
                       + (f"\n### cascading randomisation (SSIM to the original map)\n\n{sanity_zs.table(sane)}\n"
                          if sane else ""))
     return results
+
+
+def run_from_flags(f, protocols) -> None:
+    """``lmac.evaluate --zero_shot``: :func:`run` from the command's absl flags ``f`` (defined by
+    ``lmac.evaluate``); ``protocols`` as resolved there. Unset flags take the zero-shot defaults."""
+    import lmac
+    from lmac.evaluate import resolve
+    explainer = lmac.load(f.explainer if f["explainer"].present else "soundscapes-small-lmac-zs", model=f.model)
+    run(explainer, name=f.explainer, clips=f.clips, seed=f.seed if f["seed"].present else EVAL_SEED,
+        template=f.prompts, out=f.out, protocol_names=protocols if f["protocols"].present else PROTOCOLS,
+        methods=resolve(f.methods, dict.fromkeys(METHODS), "method") if f["methods"].present else DEFAULT_METHODS,
+        batch_size=f.batch_size, ig_steps=f.ig_steps, smoothgrad_samples=f.smoothgrad_samples,
+        smoothgrad_noise=f.smoothgrad_noise, optimized_steps=f.optimized_steps, optimized_lr=f.optimized_lr,
+        optimized_l1=f.optimized_l1, optimized_l1_rejected=f.optimized_l1_rejected, figure_clips=f.figure_clips,
+        **({"sanity_clips": f.sanity_clips} if f["sanity_clips"].present else {}))
+    print(f"wrote {f.out}/results.json, {f.out}/results.md, scatter.png, maps.png, sanity.json, sanity.png")
