@@ -14,37 +14,43 @@ seed among the classes not in the clip). Each (prompt, clip) pair is one row of
 * localisation of each present event's prompt mask against that event's true mask on the CLAP's STFT
   grid (relevance mass, rank, ROC-AUC, best IoU), averaged over events;
 * mask means of present and absent prompts and their ratio;
-* Spearman ρ between mask mean and similarity over every (present or absent prompt, clip) pair.
+* Spearman ρ between mask mean and similarity over every (present or absent prompt, clip) pair;
+* per protocol, no explainer involved, how far CLAP's own similarities separate the present prompts from
+  the absent ones (:func:`prompt_separation`): the absent / present ratio of a mask that is a step in the
+  similarity.
 
 Protocols: ``in_domain`` and the paper's OOD contaminations at 3 dB SNR (``mixtures_3db``,
-``white_noise_3db``, ``speech_3db``: another clip, white noise, the corpus' voice-like source);
-the true masks stay the clean clip's. Writes ``results.json`` ({protocol: {metric: value}}) and
-``results.md``. The same rows are explained by GradCAM, GradCAM++, SmoothGrad, Integrated Gradients
-and Saliency on the CLAP audio encoder (``lmac.zs_baselines``; target: the row's prompt), their maps
-made masks on the STFT grid as ``lmac.evaluate`` makes L-MAC's baselines' (positive part, then per-row
-min-max: ``lmac.baselines.map_to_mask``) and scored identically (``ig_signed``, not run by default: IG's signed map
-min-max scaled, its zero a mid grey). ``optimized`` (not run by default: 200 Adam steps, about 1 min per 8 clips
-on 2 CPU cores) is no explainer but the yardstick of one: the decoder's own objective minimised for each
-row apart (``lmac.zs_optimized``), scored like the rest. ``scatter.png``: mask mean against
-similarity of the first protocol's pairs; ``maps.png``: the present and absent prompts' masks of its
-first clips beside the true masks; ``sanity.json`` / ``sanity.png``: cascading randomisation
-of the audio encoder for LMAC-ZS and GradCAM++ (``lmac.sanity_zs``).
+``white_noise_3db``, ``speech_3db``: another clip, white noise, the corpus' voice-like source); the true
+masks stay the clean clip's. Writes ``results.json`` (``results``: {protocol: {method: {metric: value}}},
+``prompt_separation``: {protocol: {...}}) and ``results.md``. The same rows are explained by GradCAM,
+GradCAM++, SmoothGrad, Integrated Gradients and Saliency on the CLAP audio encoder (``lmac.zs_baselines``;
+target: the row's prompt), their maps made masks on the STFT grid as ``lmac.evaluate`` makes L-MAC's
+baselines' (positive part, then per-row min-max: ``lmac.baselines.map_to_mask``) and scored identically
+(``ig_signed``, not run by default: IG's signed map min-max scaled, its zero a mid grey). ``optimized``
+(not run by default: 200 Adam steps, about 1 min per 8 clips on 2 CPU cores) is no explainer but the
+yardstick of one: the decoder's own objective minimised for each row apart (``lmac.zs_optimized``), scored
+like the rest. ``scatter.png``: mask mean against similarity of the first protocol's pairs; ``maps.png``:
+the present and absent prompts' masks of its first clips beside the true masks; ``separation.png``: the
+step curves of :func:`prompt_separation` per protocol; ``sanity.json`` / ``sanity.png``: cascading
+randomisation of the audio encoder for LMAC-ZS and GradCAM++ (``lmac.sanity_zs``).
 """
 from __future__ import annotations
 
 import dataclasses
 import functools
 import os
+import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import scipy.stats
 from flax import nnx
 
 from clap_jax import atomic
 from clap_jax.data import soundscapes
 from clap_jax.linalg import l2_normalize
-from lmac import metrics, protocols, zero_shot, zs_explainer, zs_optimized
+from lmac import metrics, protocols, report_figures, zero_shot, zs_explainer, zs_optimized
 
 PROTOCOLS = ("in_domain", "mixtures_3db", "white_noise_3db", "speech_3db")
 EVAL_SEED = 70000      # used by nothing in training or selection (see configs/lmac_zs_soundscapes.py)
@@ -111,6 +117,33 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
     """Spearman's ρ (ranks with ties broken by order; NaN under 3 points)."""
     rank = lambda v: np.argsort(np.argsort(v, kind="stable"), kind="stable").astype(np.float64)
     return float(np.corrcoef(rank(x), rank(y))[0, 1]) if len(x) > 2 else float("nan")
+
+
+def step_curve(similarity: np.ndarray, present: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A *step* explainer lights a whole mask for similarities >= t and nothing below. For every
+    distinct t (descending): the share of present and of absent prompts it lights, (thresholds,) each.
+    ``similarity`` (rows,) zero-shot logits, ``present`` (rows,) bool (False: an absent prompt)."""
+    s, pres = np.asarray(similarity, np.float64), np.asarray(present, bool)
+    t = np.unique(s)[::-1, None]
+    return (s[pres][None] >= t).mean(1), (s[~pres][None] >= t).mean(1)
+
+
+def prompt_separation(similarity: np.ndarray, present: np.ndarray) -> dict[str, float]:
+    """How far CLAP's own similarities separate present from absent prompts: what the absent / present aim
+    asks of an explainer whose mask is a step in the similarity (arguments as :func:`step_curve`).
+
+    ``auc``: ROC-AUC of the similarity for present against absent (Mann-Whitney, ties count half). A step
+    explainer's absent / present mask-mean ratio is the share of absent prompts it lights over the share
+    of present ones: ``step_ratio_lit_80`` at the highest t lighting >= 80 % of the present prompts,
+    ``step_lit_at_ratio_0.2`` the largest share of present prompts any t lights at a ratio <= 0.2."""
+    s, pres = np.asarray(similarity, np.float64), np.asarray(present, bool)
+    n_p, n_a = pres.sum(), (~pres).sum()
+    auc = (scipy.stats.rankdata(s)[pres].sum() - n_p * (n_p + 1) / 2) / (n_p * n_a)
+    lit_p, lit_a = step_curve(s, pres)
+    at_80 = np.argmax(lit_p >= 0.8)                       # lit_p rises as t falls: the first t reaching 80 %
+    ok = lit_a <= 0.2 * lit_p
+    return {"auc": float(auc), "step_ratio_lit_80": float(lit_a[at_80] / lit_p[at_80]),
+            "step_lit_at_ratio_0.2": float(lit_p[ok].max()) if ok.any() else 0.0}
 
 
 def _rows(truth_batch, pred, rng, n_classes: int):
@@ -267,39 +300,54 @@ def table(results: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+def separation_table(separation: dict[str, dict[str, float]]) -> str:
+    """Markdown: one row per protocol of :func:`prompt_separation`."""
+    lines = ["| protocol | present / absent ROC-AUC of the similarity | absent / present of the step lighting 80 % "
+             "of present prompts | most present prompts a step lights at absent / present <= 0.2 |",
+             "|---|---:|---:|---:|"]
+    lines += [f"| {p} | {r['auc']:.3f} | {r['step_ratio_lit_80']:.3f} | {r['step_lit_at_ratio_0.2']:.3f} |"
+              for p, r in separation.items()]
+    return "\n".join(lines)
+
+
 def run(explainer, *, name: str, clips: int, seed: int, template: str, out: str,
         protocol_names=PROTOCOLS, methods=DEFAULT_METHODS, batch_size: int = 8, sanity_clips: int = 16,
         figure_clips: int = 3, **options) -> dict:
     """Every protocol and method on ``clips`` clips of ``seed``; writes results.json (rewritten whole
     after every protocol, ``complete`` true at the end) and results.md; scatter.png (the first
-    protocol's pairs), maps.png (the first protocol's first ``figure_clips`` clips, 0: none:
-    :func:`lmac.report_figures.prompt_maps_figure`) and, on the first ``sanity_clips`` clean clips
-    (0: skip), sanity.json and sanity.png (:mod:`lmac.sanity_zs`)."""
+    protocol's pairs), separation.png (every protocol's step curve), maps.png (the first protocol's
+    first ``figure_clips`` clips, 0: none: :func:`lmac.report_figures.prompt_maps_figure`) and, on the
+    first ``sanity_clips`` clean clips (0: skip), sanity.json and sanity.png (:mod:`lmac.sanity_zs`)."""
     waves, truth, keys = eval_clips(explainer, clips, seed)
     sg = explainer.clap.spec.audio.spectrogram
     speech = protocols.corpus_speech(len(waves), seed, sg.sample_rate, waves.shape[1])
-    results, scatter, examples = {}, {}, {}
+    results, separation, sim_present, points, examples = {}, {}, {}, {}, {}
 
     def save(complete: bool) -> None:      # after every protocol: a killed run keeps the finished ones
         atomic.write_json(os.path.join(out, "results.json"), {
             "explainer": name, "clips": clips, "seed": seed, "template": template, "options": options,
-            "results": results, "keys": keys, "complete": complete})
+            "results": results, "prompt_separation": separation, "keys": keys, "complete": complete})
     for p in protocol_names:
         contaminated = protocols.contaminate(p, waves, seed, speech)
+        points[p] = {}
         results[p] = evaluate(explainer, contaminated, truth, template, methods=methods, seed=seed,
-                              batch_size=batch_size, scatter=scatter if p == protocol_names[0] else None,
+                              batch_size=batch_size, scatter=points[p],
                               examples=examples if p == protocol_names[0] and figure_clips > 0 else None,
                               n_examples=figure_clips, **options)
-        print(f"### {p}\n\n{table(results[p])}\n", flush=True)
+        first = points[p][methods[0]]       # the rows' unmasked similarities are the same for every method
+        sim_present[p] = (np.asarray(first["similarity"]), np.array(first["kind"]) == "present")
+        separation[p] = prompt_separation(*sim_present[p])
+        print(f"### {p}\n\n{table(results[p])}\n\n{separation_table({p: separation[p]})}\n", flush=True)
         if p == protocol_names[0] and examples:
-            from lmac import report_figures
             report_figures.prompt_maps_figure(os.path.join(out, "maps.png"), dict(examples, protocol=p))
         save(complete=False)
     from lmac import sanity_zs
+    report_figures.separation_figure(os.path.join(out, "separation.png"),
+                                     {p: step_curve(*v) for p, v in sim_present.items()}, title=name)
     sanity_methods = [m for m in sanity_zs.SANITY_METHODS if m in methods] or list(sanity_zs.SANITY_METHODS)
     sane = (sanity_zs.sanity_check(explainer, waves[:sanity_clips], template, methods=sanity_methods, seed=seed)
             if sanity_clips > 0 else None)
-    sanity_zs.write(out, sane, scatter, protocol_names[0])
+    sanity_zs.write(out, sane, points[protocol_names[0]], protocol_names[0])
     if sane:
         print(f"### cascading randomisation (SSIM to the original map)\n\n{sanity_zs.table(sane)}\n", flush=True)
     save(complete=True)
@@ -307,6 +355,7 @@ def run(explainer, *, name: str, clips: int, seed: int, template: str, out: str,
                       f"LMAC-ZS `{name}` and gradient baselines on the CLAP audio encoder, {clips} soundscapes clips "
                       f"of seed {seed}, prompts \"{template}\"\n\n"
                       + "\n\n".join(f"### {p}\n\n{table(r)}" for p, r in results.items()) + "\n"
+                      + f"\n### CLAP's own separation of present and absent prompts\n\n{separation_table(separation)}\n"
                       + (f"\n### cascading randomisation (SSIM to the original map)\n\n{sanity_zs.table(sane)}\n"
                          if sane else ""))
     return results
@@ -318,6 +367,7 @@ def run_from_flags(f, protocols) -> None:
     import lmac
     from lmac.evaluate import resolve
     explainer = lmac.load(f.explainer if f["explainer"].present else "soundscapes-small-lmac-zs", model=f.model)
+    start = time.time()
     run(explainer, name=f.explainer, clips=f.clips, seed=f.seed if f["seed"].present else EVAL_SEED,
         template=f.prompts, out=f.out, protocol_names=protocols if f["protocols"].present else PROTOCOLS,
         methods=resolve(f.methods, dict.fromkeys(METHODS), "method") if f["methods"].present else DEFAULT_METHODS,
@@ -325,4 +375,7 @@ def run_from_flags(f, protocols) -> None:
         smoothgrad_noise=f.smoothgrad_noise, optimized_steps=f.optimized_steps, optimized_lr=f.optimized_lr,
         optimized_l1=f.optimized_l1, optimized_l1_rejected=f.optimized_l1_rejected, figure_clips=f.figure_clips,
         **({"sanity_clips": f.sanity_clips} if f["sanity_clips"].present else {}))
-    print(f"wrote {f.out}/results.json, {f.out}/results.md, scatter.png, maps.png, sanity.json, sanity.png")
+    names = ("results.json", "results.md", "scatter.png", "separation.png", "maps.png", "sanity.json", "sanity.png")
+    written = [n for n in names if os.path.exists(os.path.join(f.out, n))
+               and os.path.getmtime(os.path.join(f.out, n)) >= start - 1]       # not an earlier run's
+    print(f"wrote {', '.join(written)} in {f.out}")

@@ -7,6 +7,7 @@ matplotlib, headless, imported only when a figure is written)::
     sanity ({steps, methods: {name: {ssim_mean, ssim_std}}})                              -> sanity.png
     points {method: {mask_mean, similarity, kind, spearman}} (LMAC-ZS evaluation)         -> scatter.png
     prompt examples (LMAC-ZS evaluation: lmac.evaluate_zs._examples)                     -> maps.png
+    step curves {protocol: (lit present, lit absent)} (LMAC-ZS evaluation)               -> separation.png
 
 maps.png: one row per clip: the log1p magnitude spectrogram, each method's map (min-max scaled
 for display) with its predicted label, and the true mask of the event of the predicted class
@@ -124,6 +125,25 @@ def scatter_figure(path: str, points: dict, protocol: str = "") -> str:
     if protocol:
         fig.suptitle(f"mask mean vs similarity ({protocol})", fontsize=9)
     return plots.save(fig, path, dpi=100)
+
+
+def separation_figure(path: str, curves: dict, title: str = "") -> str:
+    """Writes separation.png: for a step explainer (``lmac.evaluate_zs.step_curve``), its absent / present
+    mask-mean ratio against the share of present prompts it lights, one line per protocol, the aim's 0.2
+    dashed. ``curves`` {protocol: (lit_present, lit_absent)}; ``title`` names the run; returns ``path``."""
+    fig, axes = plots.figure(1, 1, size=(4.6, 3.4))
+    ax = axes[0][0]
+    for name, (lit_p, lit_a) in curves.items():
+        keep = lit_p > 0
+        ax.plot(lit_p[keep], lit_a[keep] / lit_p[keep], label=name, lw=1.4)
+    ax.axhline(0.2, color="k", ls="--", lw=0.8, label="absent / present 0.2")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel("share of present-event prompts lit (similarity >= t)")
+    ax.set_ylabel("absent / present mask mean")
+    ax.set_title("a mask that is a step in the CLAP's similarity" + (f"\n{title}" if title else ""), fontsize=9)
+    ax.legend(fontsize=7)
+    return plots.save(fig, path, dpi=110)
 
 
 # ------------------------------------------------------------------ tables and files

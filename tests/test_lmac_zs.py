@@ -286,7 +286,11 @@ def test_zero_shot_evaluation_writes_finite_numbers_for_every_method(tmp_path):
                         "mask_mean_absent", "spearman_mask_mean_similarity"):
                 assert np.isfinite(scores[key]), (key, scores)
             assert 0 <= scores["mask_mean_absent"] <= 1 and 0 <= scores["roc_auc"] <= 1
-    assert "| lmac_zs |" in (out / "results.md").read_text()
+    for protocol in ("in_domain", "mixtures_3db"):           # CLAP's own separation, no explainer involved
+        sep = data["prompt_separation"][protocol]
+        assert 0 <= sep["auc"] <= 1 and 0 <= sep["step_lit_at_ratio_0.2"] <= 1 and sep["step_ratio_lit_80"] >= 0
+    md = (out / "results.md").read_text()
+    assert "| lmac_zs |" in md and "| mixtures_3db |" in md
 
 
 def test_cnn14_decoder_below_64_mels_repeats_bands_to_keep_a_frequency_axis(caplog):
@@ -334,3 +338,27 @@ def test_baseline_maps_become_masks_by_their_positive_part_or_signed_min_max():
     np.testing.assert_array_equal(flat, np.zeros((1, 2, 2)))
     cam = jnp.asarray([[[0.5, 1.0], [2.0, 3.0]]])     # a map >= 0 (CAMs, Saliency): min-max, as before
     np.testing.assert_allclose(map_to_mask(cam), [[[0, 0.2], [0.6, 1]]])
+
+
+def test_prompt_separation_equals_sklearns_auc_and_a_hand_counted_step():
+    """CLAP's own present / absent separation: the ROC-AUC equals scikit-learn's (ties included), and
+    the step ratios are counted by hand on a small case."""
+    from sklearn.metrics import roc_auc_score
+
+    from lmac.evaluate_zs import prompt_separation
+    rng = np.random.default_rng(0)
+    sim = np.round(rng.normal(size=300) * 3, 0)         # rounded: many ties
+    present = rng.random(300) < 0.6
+    sim[present] += 1.0
+    got = prompt_separation(sim, present)
+    np.testing.assert_allclose(got["auc"], roc_auc_score(present, sim), atol=1e-12)
+    # 5 present at 1..5, 5 absent at 0, 0, 0, 2, 4. Lighting 80 % of the present (>= 2) lights 2 absent:
+    # 0.4 / 0.8 = 0.5. Steps at absent / present <= 0.2: t = 5 lights 1 present, none absent (ratio 0),
+    # t in (2, 4] lights 2 or 3 present and 1 absent (0.5, 0.33), so at most 0.2 of the present prompts.
+    sim = np.array([1, 2, 3, 4, 5, 0, 0, 0, 2, 4], float)
+    present = np.arange(10) < 5
+    got = prompt_separation(sim, present)
+    assert got["step_ratio_lit_80"] == pytest.approx(0.5)
+    assert got["step_lit_at_ratio_0.2"] == pytest.approx(0.2)
+    assert got["auc"] == pytest.approx(roc_auc_score(present, sim))
+    assert prompt_separation(np.array([1.0, 2.0, 0.0]), np.array([True, True, False]))["step_lit_at_ratio_0.2"] == 1.0

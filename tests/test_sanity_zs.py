@@ -58,7 +58,7 @@ def test_cascade_starts_at_one_has_a_point_per_block_and_changes_the_maps(evalua
     assert "unrelated maps" in (out / "results.md").read_text()
 
 
-@pytest.mark.parametrize("name", ["scatter.png", "sanity.png", "maps.png"])
+@pytest.mark.parametrize("name", ["scatter.png", "sanity.png", "maps.png", "separation.png"])
 def test_figures_are_real_images(evaluated, name):
     import matplotlib.image
     img = matplotlib.image.imread(str(evaluated[0] / name))
