@@ -124,8 +124,9 @@ def step_curve(similarity: np.ndarray, present: np.ndarray) -> tuple[np.ndarray,
     distinct t (descending): the share of present and of absent prompts it lights, (thresholds,) each.
     ``similarity`` (rows,) zero-shot logits, ``present`` (rows,) bool (False: an absent prompt)."""
     s, pres = np.asarray(similarity, np.float64), np.asarray(present, bool)
-    t = np.unique(s)[::-1, None]
-    return (s[pres][None] >= t).mean(1), (s[~pres][None] >= t).mean(1)
+    t = np.unique(s)[::-1]
+    lit = lambda v: (len(v) - np.searchsorted(np.sort(v), t, side="left")) / len(v)   # share of v >= each t
+    return lit(s[pres]), lit(s[~pres])
 
 
 def prompt_separation(similarity: np.ndarray, present: np.ndarray) -> dict[str, float]:
