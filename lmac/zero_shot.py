@@ -173,11 +173,13 @@ def diversity(text: jnp.ndarray, masked_audio: jnp.ndarray) -> jnp.ndarray:
     return gap.sum(axis=1)
 
 
-def l1_weights(sim: jnp.ndarray, cfg: ZsLossConfig) -> jnp.ndarray:
+def l1_weights(sim: jnp.ndarray, cfg: ZsLossConfig, clip_mean: jnp.ndarray | None = None) -> jnp.ndarray:
     """(P, B) sparsity weight per pair from the clean logits ``sim`` (P, B): ``cfg.l1``, plus
-    ``cfg.l1_rejected`` · σ(m_j − C_ij) where m_j is clip j's mean logit over the P prompts."""
+    ``cfg.l1_rejected`` · σ(m_j − C_ij) where m_j is clip j's mean logit over the P prompts
+    (``clip_mean``, broadcast against ``sim``, when the clip's prompts are not ``sim``'s rows)."""
     sim = jax.lax.stop_gradient(sim)
-    return cfg.l1 + cfg.l1_rejected * jax.nn.sigmoid(sim.mean(axis=0, keepdims=True) - sim)
+    m = sim.mean(axis=0, keepdims=True) if clip_mean is None else jax.lax.stop_gradient(clip_mean)
+    return cfg.l1 + cfg.l1_rejected * jax.nn.sigmoid(m - sim)
 
 
 def loss(out: dict[str, jnp.ndarray], cfg: ZsLossConfig) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:

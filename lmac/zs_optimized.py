@@ -10,7 +10,7 @@ similarity with the fewest bins. Here that objective is minimised directly, for 
     min_θ  |C_n − s t̂_nᵀ f̂(σ(θ_n) ⊙ X_n)| + λ1_n mean σ(θ_n)          C_n = s t̂_nᵀ f̂(X_n)
 
 with λ1_n = ``cfg.l1`` + ``cfg.l1_rejected`` σ(m_n − C_n), m_n the clip's mean logit over the K
-prompts ``text_unit`` (the loss's ``l1_weights`` with the class prompts as the batch's texts).
+prompts ``text_unit`` (the loss's ``l1_weights``, the class prompts standing for the batch's texts).
 Eq. 7's diversity term compares the masks of different prompts on one clip and has no per-pair
 form; it is left out. Adam (``lr``) from θ = 0 (every bin half kept) for ``steps`` steps, all rows
 in one batched encoder call per step: a local optimum, the same for every row count (rows do not
@@ -44,7 +44,7 @@ def optimized_masks(clap_model, mag: jnp.ndarray, text: jnp.ndarray, text_unit: 
     audio, _ = zero_shot._embed(clap_model, zero_shot.encoder_input(mag, None, spectrogram, cfg), normalize)
     clean = scale * jnp.sum(t * audio, axis=1)                                    # (N,) C_n
     mean = scale * (l2_normalize(audio) @ text_unit.T).mean(axis=1)               # (N,) m_n
-    weight = jax.lax.stop_gradient(cfg.l1 + cfg.l1_rejected * jax.nn.sigmoid(mean - clean))
+    weight = zero_shot.l1_weights(clean, cfg, clip_mean=mean)                    # (N,) λ1_n
 
     def objective(theta):
         mask = jax.nn.sigmoid(theta)
