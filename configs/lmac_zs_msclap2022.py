@@ -45,5 +45,5 @@ def get_config() -> ml_collections.ConfigDict:
     c.data = ml_collections.ConfigDict(dict(
         dataset="captions", csv="", root="", eval_clips=64, text_length=100, random_crop=True, workers=4,
         seed=0, train_clips=0, eval_seed=0, sample_rate=44100, duration=5.0, min_events=1, max_events=3,
-        label_prompt_prob=0.0, prompt="this is the sound of {label}"))
+        label_prompt_prob=0.0, prompt="this is the sound of {label}", twin_prompts=False))
     return c

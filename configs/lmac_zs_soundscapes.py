@@ -45,6 +45,6 @@ def get_config() -> ml_collections.ConfigDict:
     c.data = ml_collections.ConfigDict(dict(
         dataset="soundscapes", seed=1, train_clips=200_000, eval_seed=25_000, eval_clips=32,
         sample_rate=16000, duration=5.0, min_events=1, max_events=3,
-        label_prompt_prob=0.5, prompt="this is the sound of {label}", text_length=32,
+        label_prompt_prob=0.5, prompt="this is the sound of {label}", text_length=32, twin_prompts=False,
         csv="", root="", random_crop=False, workers=2))
     return c

@@ -326,7 +326,7 @@ def _define_flags():
     flags.DEFINE_list("folds", [], "ESC-50 / UrbanSound8K folds to draw from (default: all).")
     from lmac import evaluate_zs
     flags.DEFINE_list("methods", list(DEFAULT_METHODS), f"Methods, from: {', '.join(METHODS)} (--zero_shot: "
-                      f"{', '.join(evaluate_zs.METHODS)}; default all but ig_signed and optimized).")
+                      f"{', '.join(evaluate_zs.METHODS)}; default all but ig_signed, optimized and truth).")
     flags.DEFINE_list("protocols", list(DEFAULT_PROTOCOLS), f"Protocols, from: {', '.join(protocols_lib.PROTOCOLS)}.")
     flags.DEFINE_string("speech_dir", None, "Folder of speech audio for --protocols=speech (default: the "
                         "soundscapes corpus' voice-like source).")

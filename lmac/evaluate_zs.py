@@ -13,10 +13,16 @@ seed among the classes not in the clip). Each (prompt, clip) pair is one row of
   ``lmac.metrics`` computes them for L-MAC;
 * localisation of each present event's prompt mask against that event's true mask on the CLAP's STFT
   grid (relevance mass, rank, ROC-AUC, best IoU), averaged over events;
+* whether two events of one clip get masks of their own (``metrics.prompt_specificity``, over ordered
+  pairs of present events of distinct classes): ``prompt_specificity``, how much more of its mass a's
+  prompt's mask puts on a's event than b's prompt's mask does (0 for one mask per clip),
+  ``copresent_mask_corr``, the two masks' correlation, and, in the CLAP's own terms with no ground
+  truth, ``own_mask_margin``, a's logit on the clip kept by a's mask minus a's logit on the clip kept
+  by b's mask, and ``own_mask_wins``, the share of pairs where that margin is > 0 (1/2 for one mask per clip);
 * mask means of present and absent prompts and their ratio;
 * Spearman ρ between mask mean and similarity over every (present or absent prompt, clip) pair;
 * per protocol, no explainer involved, how far CLAP's own similarities separate the present prompts from
-  the absent ones (:func:`prompt_separation`): the absent / present ratio of a mask that is a step in the
+  the absent ones (``lmac.separation``): the absent / present ratio of a mask that is a step in the
   similarity.
 
 Protocols: ``in_domain`` and the paper's OOD contaminations at 3 dB SNR (``mixtures_3db``,
@@ -29,9 +35,12 @@ baselines' (positive part, then per-row min-max: ``lmac.baselines.map_to_mask``)
 (``ig_signed``, not run by default: IG's signed map min-max scaled, its zero a mid grey). ``optimized``
 (not run by default: 200 Adam steps, about 1 min per 8 clips on 2 CPU cores) is no explainer but the
 yardstick of one: the decoder's own objective minimised for each row apart (``lmac.zs_optimized``), scored
-like the rest. ``scatter.png``: mask mean against similarity of the first protocol's pairs; ``maps.png``:
+like the rest. ``truth`` (not run by default) is the oracle every row could have: the ground truth of
+the row's class as its mask (present events' regions, nothing for an absent class), scored like the
+rest; whether the CLAP keeps its decision, and tells two co-present events apart, on exactly the true
+regions. ``scatter.png``: mask mean against similarity of the first protocol's pairs; ``maps.png``:
 the present and absent prompts' masks of its first clips beside the true masks; ``separation.png``: the
-step curves of :func:`prompt_separation` per protocol; ``sanity.json`` / ``sanity.png``: cascading
+step curves of ``lmac.separation.prompt_separation`` per protocol; ``sanity.json`` / ``sanity.png``: cascading
 randomisation of the audio encoder for LMAC-ZS and GradCAM++ (``lmac.sanity_zs``).
 """
 from __future__ import annotations
@@ -44,13 +53,13 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-import scipy.stats
 from flax import nnx
 
 from clap_jax import atomic
 from clap_jax.data import soundscapes
 from clap_jax.linalg import l2_normalize
 from lmac import metrics, protocols, report_figures, zero_shot, zs_explainer, zs_optimized
+from lmac.separation import prompt_separation, separation_table, spearman, step_curve
 
 PROTOCOLS = ("in_domain", "mixtures_3db", "white_noise_3db", "speech_3db")
 EVAL_SEED = 70000      # used by nothing in training or selection (see configs/lmac_zs_soundscapes.py)
@@ -70,7 +79,7 @@ def eval_clips(explainer, n: int, seed: int):
 
 
 DEFAULT_METHODS = ("lmac_zs", "gradcam", "gradcam++", "smoothgrad", "ig", "saliency")
-METHODS = DEFAULT_METHODS + ("ig_signed", "optimized")   # ig_signed: IG's signed map min-max scaled
+METHODS = DEFAULT_METHODS + ("ig_signed", "optimized", "truth")   # ig_signed: IG's signed map min-max scaled
 _OWN_LOSS = ("lmac_zs", "optimized")   # masks in the explainer's own domain and loss (others: the STFT)
 _BASELINE = {"gradcam": "gradcam", "gradcam++": "gradcam_pp", "smoothgrad": "smoothgrad",
              "ig": "integrated_gradients", "saliency": "saliency", "ig_signed": "integrated_gradients"}
@@ -113,38 +122,16 @@ def _masked(graphs, state, mag, mask):
     return audio, masked_in, masked_out
 
 
-def spearman(x: np.ndarray, y: np.ndarray) -> float:
-    """Spearman's ρ (ranks with ties broken by order; NaN under 3 points)."""
-    rank = lambda v: np.argsort(np.argsort(v, kind="stable"), kind="stable").astype(np.float64)
-    return float(np.corrcoef(rank(x), rank(y))[0, 1]) if len(x) > 2 else float("nan")
-
-
-def step_curve(similarity: np.ndarray, present: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """A *step* explainer lights a whole mask for similarities >= t and nothing below. For every
-    distinct t (descending): the share of present and of absent prompts it lights, (thresholds,) each.
-    ``similarity`` (rows,) zero-shot logits, ``present`` (rows,) bool (False: an absent prompt)."""
-    s, pres = np.asarray(similarity, np.float64), np.asarray(present, bool)
-    t = np.unique(s)[::-1]
-    lit = lambda v: (len(v) - np.searchsorted(np.sort(v), t, side="left")) / len(v)   # share of v >= each t
-    return lit(s[pres]), lit(s[~pres])
-
-
-def prompt_separation(similarity: np.ndarray, present: np.ndarray) -> dict[str, float]:
-    """How far CLAP's own similarities separate present from absent prompts: what the absent / present aim
-    asks of an explainer whose mask is a step in the similarity (arguments as :func:`step_curve`).
-
-    ``auc``: ROC-AUC of the similarity for present against absent (Mann-Whitney, ties count half). A step
-    explainer's absent / present mask-mean ratio is the share of absent prompts it lights over the share
-    of present ones: ``step_ratio_lit_80`` at the highest t lighting >= 80 % of the present prompts,
-    ``step_lit_at_ratio_0.2`` the largest share of present prompts any t lights at a ratio <= 0.2."""
-    s, pres = np.asarray(similarity, np.float64), np.asarray(present, bool)
-    n_p, n_a = pres.sum(), (~pres).sum()
-    auc = (scipy.stats.rankdata(s)[pres].sum() - n_p * (n_p + 1) / 2) / (n_p * n_a)
-    lit_p, lit_a = step_curve(s, pres)
-    at_80 = np.argmax(lit_p >= 0.8)                       # lit_p rises as t falls: the first t reaching 80 %
-    ok = lit_a <= 0.2 * lit_p
-    return {"auc": float(auc), "step_ratio_lit_80": float(lit_a[at_80] / lit_p[at_80]),
-            "step_lit_at_ratio_0.2": float(lit_p[ok].max()) if ok.any() else 0.0}
+def _truth_masks(rows, truth_batch, shape: tuple[int, int]) -> np.ndarray:
+    """(rows, T, F) ground-truth masks (``truth``, an oracle): per row the union of the true masks of its
+    clip's events of the row's class, cut or zero-padded to T frames; all zeros for a class not in the clip."""
+    out = np.zeros((len(rows),) + tuple(shape), np.float32)
+    for r, (i, k, _) in enumerate(rows):
+        for kk, m in truth_batch[i]:
+            if kk == k:
+                t = min(shape[0], m.shape[0])
+                out[r, :t] = np.maximum(out[r, :t], m[:t])
+    return out
 
 
 def _rows(truth_batch, pred, rng, n_classes: int):
@@ -164,12 +151,16 @@ class _Scores:
 
     def __init__(self):
         self.agg, self.loc, self.present, self.absent, self.mm, self.sim = metrics.Aggregator(), [], [], [], [], []
-        self.kind = []
+        self.kind, self.pairs = [], []
 
-    def add(self, rows, valid_clips, mask, p_cl, p_in, p_out, sims, truth_batch, stft_mask=None):
-        """``mask`` (rows, T, F') as the encoder saw it; ``stft_mask`` the same on the STFT grid of the
-        ground truth (None: ``mask`` is on it), for localisation."""
+    def add(self, rows, valid_clips, mask, logits, logits_in, logits_out, truth_batch, stft_mask=None):
+        """``mask`` (rows, T, F') as the encoder saw it; ``logits``, ``logits_in``, ``logits_out`` (rows, K)
+        the zero-shot logits of every class prompt on the clean, masked-in and masked-out clip;
+        ``stft_mask`` the mask on the STFT grid of the ground truth (None: ``mask`` is on it)."""
         stft_mask = mask if stft_mask is None else stft_mask
+        soft = lambda z: np.asarray(jax.nn.softmax(z, axis=-1))
+        p_cl, p_in, p_out = soft(logits), soft(logits_in), soft(logits_out)
+        sims = logits[np.arange(len(rows)), [r[1] for r in rows]]
         kind = np.array([r[2] for r in rows])
         first = kind == "pred"
         self.agg.add(jax.device_get(metrics.batch_metrics(p_cl[first], p_in[first], p_out[first], mask[first],
@@ -193,11 +184,30 @@ class _Scores:
         truth = np.stack(truths + truths[:1] * (width - n))[:, :frames]
         scores = jax.device_get(metrics.localization_per_sample(maps, truth))
         self.loc.append({key: np.asarray(v)[:n] for key, v in scores.items()})
+        # Ordered pairs of present events of distinct classes in one clip (padded to 6 a clip, one shape).
+        clip_class = [(rows[r][0], rows[r][1]) for r in present]
+        pairs = [(x, y) for x, (i, k) in enumerate(clip_class) for y, (j, q) in enumerate(clip_class)
+                 if i == j and k != q]
+        if pairs:
+            width = 6 * len(truth_batch)
+            own, other = (np.array([present[p[e]] for p in pairs + pairs[:1] * (width - len(pairs))]) for e in (0, 1))
+            truth_own = np.stack([truths[p[0]] for p in pairs + pairs[:1] * (width - len(pairs))])[:, :frames]
+            spec = jax.device_get(metrics.prompt_specificity(stft_mask[own][:, :frames], stft_mask[other][:, :frames],
+                                                             truth_own))
+            k_own = np.array([rows[r][1] for r in own])        # a's prompt on the clip kept by a's / b's mask
+            spec["margin"] = logits_in[own, k_own] - logits_in[other, k_own]
+            self.pairs.append({key: np.asarray(v)[:len(pairs)] for key, v in spec.items()})
 
     def result(self) -> dict[str, float]:
         out = self.agg.result()
         for key in metrics.LOCALIZATION_KEYS:
             out[key] = float(np.nanmean(np.concatenate([np.asarray(x[key]) for x in self.loc])))
+        pairs = {k: np.concatenate([x[k] for x in self.pairs]) if self.pairs else np.array([np.nan])
+                 for k in ("specificity", "correlation", "margin")}
+        mean = lambda v: float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")
+        out["prompt_specificity"], out["copresent_mask_corr"] = mean(pairs["specificity"]), mean(pairs["correlation"])
+        out["own_mask_margin"] = mean(pairs["margin"])
+        out["own_mask_wins"] = mean(np.where(np.isfinite(pairs["margin"]), pairs["margin"] > 0, np.nan))
         out["mask_mean_present"] = float(np.mean(self.present))
         out["mask_mean_absent"] = float(np.mean(self.absent))
         out["absent_over_present"] = out["mask_mean_absent"] / max(out["mask_mean_present"], 1e-12)
@@ -255,16 +265,15 @@ def evaluate(explainer, waves: np.ndarray, truth, template: str, *, methods=DEFA
         for m in methods:
             cfg = explainer.spec.loss if m in _OWN_LOSS else stft_cfg
             graphs = ((clap.graphdef, clap.spec.audio.spectrogram), explainer.decoder_graph, cfg, options)
-            mask = _masks(graphs, m, states, mag_rows, text_rows, jnp.asarray(t_unit), scale,
-                          jax.random.key(seed + s))
+            mask = (jnp.asarray(_truth_masks(rows, tb, mag.shape[1:])) if m == "truth" else
+                    _masks(graphs, m, states, mag_rows, text_rows, jnp.asarray(t_unit), scale, jax.random.key(seed + s)))
             audio, m_in, m_out = jax.device_get(_masked(graphs, clap.state, mag_rows, mask))
-            soft = lambda a: np.asarray(jax.nn.softmax(scale * a @ t_unit.T, axis=-1))
-            sims = scale * np.sum(audio * t_unit[ks], axis=1)
+            logits = lambda a: scale * a @ t_unit.T                                  # (rows, K)
             on_stft = None if cfg.domain == "stft" else np.asarray(zs_explainer.mel_to_stft_mask(mask, sg))
-            scores[m].add(rows, b, np.asarray(mask), soft(audio), soft(m_in), soft(m_out), sims, tb, on_stft)
+            scores[m].add(rows, b, np.asarray(mask), logits(audio), logits(m_in), logits(m_out), tb, on_stft)
             if keep:
                 examples["maps"][m] = np.asarray(mask if on_stft is None else on_stft)[keep]
-                examples["similarity"] = [float(v) for v in sims[keep]]
+                examples["similarity"] = [float(v) for v in scale * np.sum(audio[keep] * t_unit[ks[keep]], axis=1)]
     if scatter is not None:
         scatter.update({m: sc.points() for m, sc in scores.items()})
     return {m: sc.result() for m, sc in scores.items()}
@@ -287,7 +296,8 @@ def _examples(examples: dict, rows, n: int, mag: np.ndarray, truth_batch, labels
 
 COLUMNS = (("AI", "AI ↑"), ("AD", "AD ↓"), ("AG", "AG ↑"), ("FF", "FF ↑"), ("Fid-In", "Fid-In ↑"), ("SPS", "SPS ↑"),
            ("COMP", "COMP ↓"), ("MM", "MM"), ("relevance_mass", "mass ↑"), ("relevance_rank", "rank ↑"),
-           ("roc_auc", "AUC ↑"), ("iou", "IoU ↑"), ("mask_mean_present", "MM present"),
+           ("roc_auc", "AUC ↑"), ("iou", "IoU ↑"), ("prompt_specificity", "specificity ↑"),
+           ("copresent_mask_corr", "r co-present"), ("own_mask_wins", "own mask wins ↑"), ("mask_mean_present", "MM present"),
            ("mask_mean_absent", "MM absent"), ("absent_over_present", "absent / present ↓"),
            ("spearman_mask_mean_similarity", "ρ(MM, sim) ↑"))
 
@@ -298,16 +308,6 @@ def table(results: dict[str, dict[str, float]]) -> str:
     for name, r in results.items():
         lines.append(f"| {name} | " + " | ".join(f"{r[k]:.3f}" if abs(r[k]) < 10 else f"{r[k]:.2f}"
                                                  for k, _ in COLUMNS) + " |")
-    return "\n".join(lines)
-
-
-def separation_table(separation: dict[str, dict[str, float]]) -> str:
-    """Markdown: one row per protocol of :func:`prompt_separation`."""
-    lines = ["| protocol | present / absent ROC-AUC of the similarity | absent / present of the step lighting 80 % "
-             "of present prompts | most present prompts a step lights at absent / present <= 0.2 |",
-             "|---|---:|---:|---:|"]
-    lines += [f"| {p} | {r['auc']:.3f} | {r['step_ratio_lit_80']:.3f} | {r['step_lit_at_ratio_0.2']:.3f} |"
-              for p, r in separation.items()]
     return "\n".join(lines)
 
 

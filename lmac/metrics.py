@@ -285,3 +285,23 @@ def localization(maps: jax.Array, truth: jax.Array) -> dict[str, jax.Array]:
     out = {k: jnp.nanmean(per[k]) for k in LOCALIZATION_KEYS}
     out["n_valid"] = jnp.sum(per["valid"])
     return out
+
+
+def prompt_specificity(own: jax.Array, other: jax.Array, truth: jax.Array) -> dict[str, jax.Array]:
+    """Whether two sounds of one clip get masks of their own: for P pairs (a, b) of co-present events,
+    ``own`` the mask (>= 0) for a's prompt, ``other`` the mask for b's prompt, ``truth`` a's true mask
+    (bool), each (P, T, F) (any trailing shape). Returns (P,) float32 arrays:
+
+    * ``specificity``: relevance mass of ``own`` on a's event minus that of ``other`` on it, in [-1, 1];
+      0 for an explainer that draws one mask per clip whatever the prompt, > 0 when a's prompt moves
+      the mask onto a's event (NaN where a map sums to 0 or ``truth`` is empty);
+    * ``correlation``: Pearson's r between the two masks over bins (1: the same mask up to scale and
+      offset; NaN where a mask is constant).
+    """
+    a, b = _flat(own), _flat(other)
+    t = jnp.asarray(truth, bool).reshape(a.shape)
+    mass = lambda m: jnp.sum(jnp.where(t, m, 0.0), axis=1) / jnp.sum(m, axis=1)
+    spec = jnp.where(jnp.any(t, axis=1), mass(a) - mass(b), jnp.nan)
+    ca, cb = a - a.mean(axis=1, keepdims=True), b - b.mean(axis=1, keepdims=True)
+    corr = jnp.sum(ca * cb, axis=1) / jnp.sqrt(jnp.sum(ca * ca, axis=1) * jnp.sum(cb * cb, axis=1))
+    return {"specificity": spec, "correlation": corr}

@@ -128,7 +128,7 @@ def scatter_figure(path: str, points: dict, protocol: str = "") -> str:
 
 
 def separation_figure(path: str, curves: dict, title: str = "") -> str:
-    """Writes separation.png: for a step explainer (``lmac.evaluate_zs.step_curve``), its absent / present
+    """Writes separation.png: for a step explainer (``lmac.separation.step_curve``), its absent / present
     mask-mean ratio against the share of present prompts it lights, one line per protocol, the aim's 0.2
     dashed. ``curves`` {protocol: (lit_present, lit_absent)}; ``title`` names the run; returns ``path``."""
     fig, axes = plots.figure(1, 1, size=(4.6, 3.4))

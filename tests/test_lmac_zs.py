@@ -266,24 +266,32 @@ def test_msclap2022_config_trains_a_step_on_a_random_weight_model(tmp_path, bert
 
 def test_zero_shot_evaluation_writes_finite_numbers_for_every_method(tmp_path):
     """``lmac.evaluate --zero_shot`` on a handful of held-out clips: every method and protocol has
-    finite faithfulness, localisation and present/absent numbers, written to results.json/.md."""
+    finite faithfulness, localisation and present/absent numbers, written to results.json/.md; the
+    ``truth`` oracle localises perfectly, keeps absent prompts dark and gives co-present events masks
+    of their own."""
     import json
     import subprocess
     import sys
     out = tmp_path / "eval"
     proc = subprocess.run([sys.executable, "-m", "lmac.evaluate", "--zero_shot", "--clips=3", "--batch_size=4",
                            "--protocols=in_domain,mixtures_3db",
-                           "--methods=lmac_zs,gradcam++,smoothgrad,optimized", "--optimized_steps=3",
+                           "--methods=lmac_zs,gradcam++,smoothgrad,optimized,truth", "--optimized_steps=3",
                            f"--out={out}"], cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     data = json.loads((out / "results.json").read_text())
     assert data["seed"] == 70000 and data["clips"] == 3
     assert set(data["results"]) == {"in_domain", "mixtures_3db"}
     for protocol in data["results"].values():
-        assert set(protocol) == {"lmac_zs", "gradcam++", "smoothgrad", "optimized"}
+        assert set(protocol) == {"lmac_zs", "gradcam++", "smoothgrad", "optimized", "truth"}
+        oracle = protocol.pop("truth")
+        for key in ("relevance_mass", "relevance_rank", "roc_auc", "iou"):
+            np.testing.assert_allclose(oracle[key], 1.0, atol=1e-6)
+        assert oracle["mask_mean_absent"] == 0.0 and oracle["absent_over_present"] == 0.0
+        assert oracle["prompt_specificity"] > 0.5 and oracle["copresent_mask_corr"] < 0.5
         for scores in protocol.values():
             for key in ("AI", "AD", "FF", "Fid-In", "MM", "roc_auc", "relevance_mass", "mask_mean_present",
-                        "mask_mean_absent", "spearman_mask_mean_similarity"):
+                        "mask_mean_absent", "spearman_mask_mean_similarity", "prompt_specificity",
+                        "copresent_mask_corr"):
                 assert np.isfinite(scores[key]), (key, scores)
             assert 0 <= scores["mask_mean_absent"] <= 1 and 0 <= scores["roc_auc"] <= 1
     for protocol in ("in_domain", "mixtures_3db"):           # CLAP's own separation, no explainer involved
@@ -345,7 +353,7 @@ def test_prompt_separation_equals_sklearns_auc_and_a_hand_counted_step():
     the step ratios are counted by hand on a small case."""
     from sklearn.metrics import roc_auc_score
 
-    from lmac.evaluate_zs import prompt_separation
+    from lmac.separation import prompt_separation
     rng = np.random.default_rng(0)
     sim = np.round(rng.normal(size=300) * 3, 0)         # rounded: many ties
     present = rng.random(300) < 0.6
@@ -362,3 +370,47 @@ def test_prompt_separation_equals_sklearns_auc_and_a_hand_counted_step():
     assert got["step_lit_at_ratio_0.2"] == pytest.approx(0.2)
     assert got["auc"] == pytest.approx(roc_auc_score(present, sim))
     assert prompt_separation(np.array([1.0, 2.0, 0.0]), np.array([True, True, False]))["step_lit_at_ratio_0.2"] == 1.0
+
+
+def test_twin_prompts_give_each_clip_two_rows_for_two_of_its_own_sounds(small_clap):
+    """``data.twin_prompts``: decode adds a second text, the prompt of another event class of the
+    same clip; ``twin_rows`` puts each clip on rows 2k and 2k + 1 with its two texts."""
+    import importlib.util
+
+    from clap_jax.data import soundscapes
+    from train import lmac_zs
+    spec = importlib.util.spec_from_file_location("cfg", os.path.join(ROOT, "configs", "lmac_zs_soundscapes_twins.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    d = module.get_config().data
+    decode = lmac_zs.make_decode(small_clap, d)
+    tok = small_clap.tokenizer
+
+    def texts_of(ids, mask, candidates):
+        hits = [t for t in candidates if np.array_equal(tok([t])[0][0, :int(mask.sum())], ids[:int(mask.sum())])]
+        assert len(hits) == 1
+        return hits[0]
+
+    cfg = soundscapes.SoundscapeConfig(sample_rate=16000, duration=5.0, stft=None, min_events=2, max_events=3)
+    clips = [c for c in (soundscapes.generate_clip(1, i, cfg) for i in range(12)) if len(set(c.labels)) > 1][:4]
+    assert len(clips) >= 2
+    for k, clip in enumerate(clips):
+        prompts = [d.prompt.format(label=soundscapes.get_class(c).label) for c in sorted(set(clip.labels))]
+        out = decode(clip, np.random.default_rng(k))
+        first = texts_of(out["ids"], out["mask"], prompts + clip.captions)
+        twin = texts_of(out["ids_twin"], out["mask_twin"], prompts)
+        assert twin != first
+    batch = {key: jnp.stack([decode(c, np.random.default_rng(k))[key] for k, c in enumerate(clips[:2])])
+             for key in ("waves", "ids", "mask", "ids_twin", "mask_twin")}
+    rows = lmac_zs.twin_rows(batch)
+    assert rows["waves"].shape[0] == rows["ids"].shape[0] == 4
+    for k in range(2):
+        np.testing.assert_array_equal(rows["waves"][2 * k], batch["waves"][k])
+        np.testing.assert_array_equal(rows["waves"][2 * k + 1], batch["waves"][k])
+        np.testing.assert_array_equal(rows["ids"][2 * k], batch["ids"][k])
+        np.testing.assert_array_equal(rows["ids"][2 * k + 1], batch["ids_twin"][k])
+        np.testing.assert_array_equal(rows["mask"][2 * k + 1], batch["mask_twin"][k])
+    untouched = {key: batch[key] for key in ("waves", "ids", "mask")}
+    assert lmac_zs.twin_rows(untouched) is untouched
+    with pytest.raises(ValueError, match="twin_prompts"):
+        decode(os.path.join(ROOT, "clap_jax", "bundled", "examples", "beep_and_rain.wav"), np.random.default_rng(0))

@@ -201,3 +201,23 @@ def test_aggregator_nothing_left_is_nan(empty):
     res = agg.result()
     assert np.isnan(res["SPS"]) and np.isnan(res["COMP"])
     assert res["n_samples"] == (0 if empty else 2)
+
+
+def test_prompt_specificity_by_hand():
+    """Two prompts' masks on one clip: the same mask scores 0 specificity and r = 1; a mask moved onto
+    a's event scores its mass gain, hand-counted on a 2 x 2 grid."""
+    truth = np.array([[[True, False], [False, False]]] * 3)          # a's event: bin (0, 0)
+    own = np.array([[[0.5, 0.5], [0.5, 0.5]],                        # the other mask unchanged
+                    [[3.0, 1.0], [0.0, 0.0]],                        # mass 3/4 on a
+                    [[1.0, 0.0], [0.0, 0.0]]])                       # mass 1
+    other = np.array([[[0.5, 0.5], [0.5, 0.5]], [[1.0, 1.0], [1.0, 1.0]], [[0.0, 0.0], [0.0, 1.0]]])
+    other[0] += np.array([[0.1, 0.0], [0.0, 0.2]])                   # not constant, so r is defined
+    own[0] = other[0]
+    out = {k: np.asarray(v) for k, v in metrics.prompt_specificity(jnp.asarray(own), jnp.asarray(other),
+                                                                  jnp.asarray(truth)).items()}
+    np.testing.assert_allclose(out["specificity"], [0.0, 0.75 - 0.25, 1.0 - 0.0], atol=1e-6)
+    np.testing.assert_allclose(out["correlation"][0], 1.0, atol=1e-6)
+    np.testing.assert_allclose(out["correlation"][2], -1.0 / 3.0, atol=1e-6)     # one-hot bins (0,0), (1,1)
+    assert np.isnan(out["correlation"][1])                                      # ``other`` constant
+    empty = metrics.prompt_specificity(jnp.asarray(own), jnp.asarray(other), jnp.zeros_like(jnp.asarray(truth)))
+    assert np.all(np.isnan(np.asarray(empty["specificity"])))

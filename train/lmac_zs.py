@@ -12,7 +12,12 @@ r"""LMAC-ZS decoder training as a task of the shared loop: the CLAP frozen, the 
 Training texts: on soundscapes, each clip brings one of its captions or, with probability
 ``data.label_prompt_prob``, the prompt ``data.prompt`` of one of its events (so that prompts name
 single sounds of multi-event clips, as the zero-shot explanations will); caption files (Clotho,
-AudioCaps CSVs) bring their captions. The CLAP (``model.clap``) travels as the loop's frozen state.
+AudioCaps CSVs) bring their captions. With ``data.twin_prompts`` (ours, off by default) each clip
+also brings a second text, the prompt of another of its event classes (a caption where it has one
+class), and takes two rows of the square batch, one per text (``twin_rows``): Eq. 7's diversity term
+then compares the clip's masks for two sounds that are both in it, which with one text per clip it
+sees only when another clip's text happens to name one of them. ``batch_size`` counts clips, so a
+batch holds 2 x batch_size rows. The CLAP (``model.clap``) travels as the loop's frozen state.
 """
 from __future__ import annotations
 
@@ -30,7 +35,7 @@ from flax import nnx
 from clap_jax import api, frontend, pipeline
 from clap_jax.configs import from_config
 from clap_jax.data import readers, soundscapes
-from lmac import decoders, evaluate_zs, text_decoders, zero_shot, zs_explainer
+from lmac import decoders, separation, text_decoders, zero_shot, zs_explainer
 from lmac.conditioning import ConditioningConfig
 from train import cli, lmac_data, loop
 from train.data import Loader
@@ -91,6 +96,7 @@ def make_loss(clap: api.Clap, cfg: zero_shot.ZsLossConfig):
 
     def loss(model: ZsModel, batch: dict, rng: jax.Array):
         del rng
+        batch = twin_rows(batch)
         text = model.clap.encode_text(batch["ids"], batch["mask"])["embedding"]
         scale = model.clap.logit_scales()[0] if fixed_scale is None else fixed_scale
         mag = frontend.magnitude(frontend.stft(batch["waves"], spectrogram), spectrogram.magnitude_eps)
@@ -100,6 +106,16 @@ def make_loss(clap: api.Clap, cfg: zero_shot.ZsLossConfig):
     return loss
 
 
+def twin_rows(batch: dict) -> dict:
+    """A batch with ``ids_twin`` / ``mask_twin`` (``data.twin_prompts``): every clip twice in a row,
+    with its first and then its second text (B clips -> 2B rows); any other batch as it is."""
+    if "ids_twin" not in batch:
+        return batch
+    pair = lambda a, b: jnp.stack([a, b], axis=1).reshape((-1,) + a.shape[1:])        # rows 2k, 2k + 1
+    return {"waves": jnp.repeat(batch["waves"], 2, axis=0), "ids": pair(batch["ids"], batch["ids_twin"]),
+            "mask": pair(batch["mask"], batch["mask_twin"])}
+
+
 def pick_text(clip, rng: random.Random, d: ml_collections.ConfigDict) -> str:
     """One training text for a soundscapes clip: a label prompt of one event or one caption."""
     if rng.random() < d.label_prompt_prob:
@@ -107,8 +123,17 @@ def pick_text(clip, rng: random.Random, d: ml_collections.ConfigDict) -> str:
     return rng.choice(clip.captions)
 
 
+def pick_twin(clip, first: str, rng: random.Random, d: ml_collections.ConfigDict) -> str:
+    """The second text of a clip (``data.twin_prompts``): the prompt of one of its event classes other
+    than ``first`` (captions describe the whole clip, so after a caption any class); for a clip of one
+    class whose ``first`` is that class's prompt, one of its captions."""
+    prompts = sorted({d.prompt.format(label=soundscapes.get_class(c).label) for c in clip.labels} - {first})
+    return rng.choice(prompts) if prompts else rng.choice(clip.captions)
+
+
 def make_decode(clap: api.Clap, d: ml_collections.ConfigDict):
-    """Item -> ``waves`` (clip_samples,) prepared as the CLAP prepares audio, ``ids``/``mask`` (text_length,)."""
+    """Item -> ``waves`` (clip_samples,) prepared as the CLAP prepares audio, ``ids``/``mask`` (text_length,)
+    and, with ``data.twin_prompts``, the second text's ``ids_twin``/``mask_twin`` (text_length,)."""
     tok, length = clap.tokenizer, d.text_length
 
     def tokens(text: str) -> dict[str, np.ndarray]:
@@ -118,14 +143,23 @@ def make_decode(clap: api.Clap, d: ml_collections.ConfigDict):
                 "mask": np.pad(mask, (0, length - len(mask)))}
 
     def decode(item, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        if d.twin_prompts and not isinstance(item, soundscapes.Clip):
+            raise ValueError("data.twin_prompts needs soundscapes clips (their event classes name the second text)")
+        twin = None
         if isinstance(item, soundscapes.Clip):
-            wave, rate, text = item.audio, item.sample_rate, pick_text(item, random.Random(int(rng.integers(2**63))), d)
+            pick = random.Random(int(rng.integers(2**63)))
+            wave, rate, text = item.audio, item.sample_rate, pick_text(item, pick, d)
+            if d.twin_prompts:
+                twin = pick_twin(item, text, pick, d)
         else:                                   # a captions record (Clotho, AudioCaps): one of its captions
             wave, rate = readers.load_audio(item, clap.spec.audio.spectrogram.sample_rate)
             text = random.Random(int(rng.integers(2**63))).choice(item.captions)
         waves = pipeline.prepare([(wave, rate)], clap.spec.audio, crop="random" if d.random_crop else None,
                                  seed=int(rng.integers(2**31)))
-        return {"waves": waves.waves[0].astype(np.float32), **tokens(text)}
+        out = {"waves": waves.waves[0].astype(np.float32), **tokens(text)}
+        if twin is not None:
+            out.update({f"{k}_twin": v for k, v in tokens(twin).items()})
+        return out
     return decode
 
 
@@ -181,7 +215,7 @@ def make_prompt_probe(clap: api.Clap, valid, template: str, cfg: zero_shot.ZsLos
         mm, sim, present = np.concatenate(mm), np.concatenate(sim), np.array([r[2] for r in rows])
         return {"mm_present": float(mm[present].mean()), "mm_absent": float(mm[~present].mean()),
                 "absent_present": float(mm[~present].mean() / max(mm[present].mean(), 1e-12)),
-                "rho_mm_sim": evaluate_zs.spearman(mm, sim)}
+                "rho_mm_sim": separation.spearman(mm, sim)}
     return probe
 
 
