@@ -189,9 +189,9 @@ class _Scores:
         pairs = [(x, y) for x, (i, k) in enumerate(clip_class) for y, (j, q) in enumerate(clip_class)
                  if i == j and k != q]
         if pairs:
-            width = 6 * len(truth_batch)
-            own, other = (np.array([present[p[e]] for p in pairs + pairs[:1] * (width - len(pairs))]) for e in (0, 1))
-            truth_own = np.stack([truths[p[0]] for p in pairs + pairs[:1] * (width - len(pairs))])[:, :frames]
+            padded = pairs + pairs[:1] * (6 * len(truth_batch) - len(pairs))
+            own, other = (np.array([present[p[e]] for p in padded]) for e in (0, 1))
+            truth_own = np.stack([truths[p[0]] for p in padded])[:, :frames]
             spec = jax.device_get(metrics.prompt_specificity(stft_mask[own][:, :frames], stft_mask[other][:, :frames],
                                                              truth_own))
             k_own = np.array([rows[r][1] for r in own])        # a's prompt on the clip kept by a's / b's mask
