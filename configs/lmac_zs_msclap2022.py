@@ -36,8 +36,8 @@ def get_config() -> ml_collections.ConfigDict:
         name="adam", learning_rate=1e-5, warmup_steps=0, schedule="constant", weight_decay=0.0, no_decay=NO_DECAY,
         grad_clip=0.0))
     c.loss = ml_collections.ConfigDict(dict(
-        l1=1.0, l1_rejected=0.0, diversity=1.0, diversity_scale="logit", domain="stft", stft_mask="log1p",
-        normalize=None, logit_scale=None))
+        l1=1.0, l1_rejected=0.0, own_preference=0.0, diversity=1.0, diversity_scale="logit",
+        domain="stft", stft_mask="log1p", normalize=None, logit_scale=None))
     c.decoder = ml_collections.ConfigDict(dict(
         dim=0, conditioning=dict(            # dim 0: the CNN14's width
             kind="cross_attention", levels=config_dict.placeholder(tuple),   # None: every level

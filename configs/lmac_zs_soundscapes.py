@@ -35,8 +35,8 @@ def get_config() -> ml_collections.ConfigDict:
         grad_clip=1.0))
     # Open choices of the paper (lmac/zero_shot.py): weights, mask domain, similarity normalisation and scale.
     c.loss = ml_collections.ConfigDict(dict(
-        l1=2.0, l1_rejected=0.0, diversity=0.1, diversity_scale="logit", domain="stft", stft_mask="log1p",
-        normalize=None, logit_scale=None))
+        l1=2.0, l1_rejected=0.0, own_preference=0.0, diversity=0.1, diversity_scale="logit",
+        domain="stft", stft_mask="log1p", normalize=None, logit_scale=None))
     # The text-conditioned HTSAT-grid decoder (lmac/text_decoders.py, lmac/conditioning.py).
     c.decoder = ml_collections.ConfigDict(dict(
         dim=32, conditioning=dict(           # lmac.conditioning.ConditioningConfig (text_dim: the model's)

@@ -374,9 +374,8 @@ def main(argv):
     skips = cli_errors.Skips("lmac.evaluate", f.strict)
     data = protocols_lib.load_eval_set(explainer.classifier, f.dataset, f.clips, f.seed, f.root, folds, skips)
     sg = explainer.classifier.spec.audio.spectrogram
-    speech = None
-    if "speech" in protocols and f.speech_dir:
-        speech = protocols_lib.folder_speech(f.speech_dir, len(data.waves), f.seed, sg.sample_rate, data.waves.shape[1])
+    speech = (protocols_lib.folder_speech(f.speech_dir, len(data.waves), f.seed, sg.sample_rate, data.waves.shape[1])
+              if "speech" in protocols and f.speech_dir else None)
     options = Options(f.ig_steps, f.smoothgrad_samples, f.smoothgrad_noise)
     partial = lambda results: atomic.write_json(os.path.join(f.out, "results.json"), results, allow_nan=False)
     result = evaluate(explainer, data.waves, data.truth, methods, protocols, batch_size=f.batch_size, seed=f.seed,

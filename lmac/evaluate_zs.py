@@ -123,14 +123,14 @@ def _masked(graphs, state, mag, mask):
 
 
 def _truth_masks(rows, truth_batch, shape: tuple[int, int]) -> np.ndarray:
-    """(rows, T, F) ground-truth masks (``truth``, an oracle): per row the union of the true masks of its
-    clip's events of the row's class, cut or zero-padded to T frames; all zeros for a class not in the clip."""
+    """(rows, T, F) ground-truth masks (``truth``, an oracle): per row the true mask of its clip's event
+    of the row's class (the one localisation compares with; a clip's events have distinct classes), cut
+    or zero-padded to T frames; all zeros for a class not in the clip."""
     out = np.zeros((len(rows),) + tuple(shape), np.float32)
     for r, (i, k, _) in enumerate(rows):
-        for kk, m in truth_batch[i]:
-            if kk == k:
-                t = min(shape[0], m.shape[0])
-                out[r, :t] = np.maximum(out[r, :t], m[:t])
+        if (m := next((m for kk, m in truth_batch[i] if kk == k), None)) is not None:
+            t = min(shape[0], m.shape[0])
+            out[r, :t] = m[:t]
     return out
 
 

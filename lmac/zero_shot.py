@@ -27,7 +27,12 @@ rejects the prompt, λ1_ij = λ1 + l1_rejected · σ(m_j − C_ij) with m_j the 
 logits over the batch's prompts (no gradient through C): a prompt scored well below the clip's
 average pays up to λ1 + l1_rejected for every kept bin, one well above it only λ1. The paper's
 uniform λ1 cannot darken an absent prompt's mask without also thinning the present ones (a kept
-clip reproduces a low similarity as exactly as a kept sound does). Shapes: magnitudes (B, T, F); text
+clip reproduces a low similarity as exactly as a kept sound does). ``own_preference`` [0], for
+batches whose rows come in twins (two prompts a, b for two different sounds of one clip:
+``train.lmac_zs``'s ``data.twin_prompts``), adds λ3 Σ_pairs [softplus(C'_a|b − C'_a|a) +
+softplus(C'_b|a − C'_b|b)] with C'_a|b = s · t̂_aᵀ f̂(M_b ⊙ X) the clip's logit for a when kept by b's
+mask: each prompt's logit should be higher on the clip kept by its own mask than by the other
+sound's, which a single mask per clip (what the uniform loss settles on) never gives. Shapes: magnitudes (B, T, F); text
 embeddings (P, D); masks (P, B, T, F') with F' = F (stft) or n_mels (mel).
 """
 from __future__ import annotations
@@ -49,6 +54,7 @@ class ZsLossConfig:
     """Loss weights and the open choices of the paper (see the module docstring)."""
     l1: float = 1.0
     l1_rejected: float = 0.0
+    own_preference: float = 0.0
     diversity: float = 1.0
     diversity_scale: str = "logit"
     domain: str = "stft"
@@ -57,8 +63,9 @@ class ZsLossConfig:
     logit_scale: float | None = None
 
     def __post_init__(self):
-        if self.l1 < 0 or self.l1_rejected < 0:
-            raise ValueError(f"l1 ({self.l1}) and l1_rejected ({self.l1_rejected}) must be >= 0")
+        if min(self.l1, self.l1_rejected, self.own_preference) < 0:
+            raise ValueError(f"l1 ({self.l1}), l1_rejected ({self.l1_rejected}) and own_preference "
+                             f"({self.own_preference}) must be >= 0")
         if self.domain not in DOMAINS:
             raise ValueError(f"mask domain must be one of {DOMAINS}, got {self.domain!r}")
         if self.diversity_scale not in ("logit", "cosine"):
@@ -182,8 +189,22 @@ def l1_weights(sim: jnp.ndarray, cfg: ZsLossConfig, clip_mean: jnp.ndarray | Non
     return cfg.l1 + cfg.l1_rejected * jax.nn.sigmoid(m - sim)
 
 
-def loss(out: dict[str, jnp.ndarray], cfg: ZsLossConfig) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
-    """L_ZS (Eq. 6) from :func:`forward`'s output on a square batch (P = B); returns it and its parts."""
+def own_preference(out: dict[str, jnp.ndarray], twins: jnp.ndarray) -> jnp.ndarray:
+    """Σ over twin pairs of softplus(C'_a|b − C'_a|a) + softplus(C'_b|a − C'_b|b) (the module docstring)
+    from :func:`forward`'s output on a square batch whose rows 2k and 2k + 1 are one clip with two
+    prompts; ``twins`` (B/2,) is 1 where the two prompts name different sounds of the clip, else 0."""
+    t, masked = out["text"], out["masked_audio"]                      # (B, D), (B, B, D) [prompt, clip]
+    a, b = jnp.arange(0, t.shape[0], 2), jnp.arange(1, t.shape[0], 2)
+    logit = lambda prompt, by: out["scale"] * jnp.sum(t[prompt] * masked[by, prompt], axis=-1)   # clip in row `prompt`
+    gap = jax.nn.softplus(logit(a, b) - logit(a, a)) + jax.nn.softplus(logit(b, a) - logit(b, b))
+    return jnp.sum(twins * gap)
+
+
+def loss(out: dict[str, jnp.ndarray], cfg: ZsLossConfig,
+         twins: jnp.ndarray | None = None) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
+    """L_ZS (Eq. 6) from :func:`forward`'s output on a square batch (P = B); returns it and its parts.
+    ``twins`` (B/2,): the batch's rows come in twin pairs (:func:`own_preference`), weighed by
+    ``cfg.own_preference``."""
     p, b = out["sim"].shape
     fidelity = jnp.abs(jax.lax.stop_gradient(out["sim"]) - out["sim_masked"]).sum()
     l1 = (l1_weights(out["sim"], cfg) * jnp.abs(out["mask"]).mean(axis=(-2, -1))).sum()
@@ -191,10 +212,13 @@ def loss(out: dict[str, jnp.ndarray], cfg: ZsLossConfig) -> tuple[jnp.ndarray, d
     if cfg.diversity:
         scale = out["scale"] if cfg.diversity_scale == "logit" else 1.0
         div = cfg.diversity * scale * diversity(out["text"], out["masked_audio"]).sum()
+    own = jnp.zeros(())
+    if cfg.own_preference and twins is not None:
+        own = cfg.own_preference * own_preference(out, twins)
     matched = jnp.eye(p, b, dtype=bool)
     mask_means = out["mask"].mean(axis=(-2, -1))
-    parts = {"fidelity": fidelity, "l1": l1, "diversity": div,
+    parts = {"fidelity": fidelity, "l1": l1, "diversity": div, "own_preference": own,
              "mask_mean_matched": jnp.sum(jnp.where(matched, mask_means, 0)) / p,
              "mask_mean_mismatched": jnp.sum(jnp.where(matched, 0, mask_means)) / max(p * b - p, 1),
              "sim_gap": jnp.abs(out["sim"] - out["sim_masked"]).mean()}
-    return fidelity + l1 + div, parts
+    return fidelity + l1 + div + own, parts

@@ -68,7 +68,8 @@ BUILDS = {"clap_soundscapes": _clap, "clap_soundscapes_cnn14": _clap, "clap_soun
           "lmac_zs_soundscapes_cnn14": _lmac_zs(lambda: _bundled_clap("soundscapes-small-cnn14")),
           "lmac_zs_soundscapes_prompt": _lmac_zs(_bundled_clap),
           "lmac_zs_soundscapes_rejected": _lmac_zs(_bundled_clap),
-          "lmac_zs_soundscapes_twins": _lmac_zs(_bundled_clap)}
+          "lmac_zs_soundscapes_twins": _lmac_zs(_bundled_clap),
+          "lmac_zs_soundscapes_own": _lmac_zs(_bundled_clap)}
 
 
 def test_every_config_file_has_a_row():

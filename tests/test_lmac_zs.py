@@ -66,6 +66,34 @@ def test_loss_equals_a_direct_evaluation_of_eq_6_and_7():
     np.testing.assert_allclose(float(rejected), _numpy_loss(out, 0.7, 1.3, scale=2.5, l1_rejected=5.0), rtol=1e-5)
 
 
+def test_own_preference_equals_softplus_of_each_twins_logit_gaps():
+    """λ3 Σ_pairs softplus(C'_a|b − C'_a|a) + softplus(C'_b|a − C'_b|b), rows 2k and 2k + 1 one clip,
+    counted only where ``twins`` says the two prompts name different sounds."""
+    rng = np.random.default_rng(1)
+    b, d, scale = 4, 5, 3.0
+    unit = lambda x: x / np.linalg.norm(x, axis=-1, keepdims=True)
+    out = {"sim": rng.normal(size=(b, b)), "sim_masked": rng.normal(size=(b, b)),
+           "mask": rng.uniform(size=(b, b, 2, 3)), "text": unit(rng.normal(size=(b, d))),
+           "masked_audio": unit(rng.normal(size=(b, b, d)))}
+    out = {k: jnp.asarray(v, jnp.float32) for k, v in out.items()}
+    out["scale"] = jnp.float32(scale)
+    t, m = np.asarray(out["text"]), np.asarray(out["masked_audio"])           # m[prompt i, clip j]
+    softplus = lambda x: np.log1p(np.exp(x))
+    logit = lambda prompt, by: scale * t[prompt] @ m[by, prompt]             # clip of row `prompt` kept by `by`'s mask
+    gaps = [softplus(logit(a, a + 1) - logit(a, a)) + softplus(logit(a + 1, a) - logit(a + 1, a + 1))
+            for a in (0, 2)]
+    twins = jnp.array([1.0, 0.0])
+    base, _ = zero_shot.loss(out, ZsLossConfig(l1=0.5, diversity=0.2))
+    value, parts = zero_shot.loss(out, ZsLossConfig(l1=0.5, diversity=0.2, own_preference=2.0), twins=twins)
+    np.testing.assert_allclose(float(parts["own_preference"]), 2.0 * gaps[0], rtol=1e-5)
+    np.testing.assert_allclose(float(value), float(base) + 2.0 * gaps[0], rtol=1e-5)
+    both, _ = zero_shot.loss(out, ZsLossConfig(own_preference=1.0), twins=jnp.ones(2))
+    off, _ = zero_shot.loss(out, ZsLossConfig(), twins=jnp.ones(2))
+    np.testing.assert_allclose(float(both) - float(off), sum(gaps), rtol=1e-5)
+    with pytest.raises(ValueError, match="own_preference"):
+        ZsLossConfig(own_preference=-1.0)
+
+
 def test_rejected_prompts_pay_more_sparsity_than_the_clips_best_prompt():
     sim = jnp.array([[9.0, -1.0], [0.0, 8.0], [1.0, 1.5]])          # (P, B): prompt 0 fits clip 0, 1 clip 1
     w = np.asarray(zero_shot.l1_weights(sim, ZsLossConfig(l1=2.0, l1_rejected=10.0)))
@@ -162,18 +190,19 @@ def test_film_conditioning_separates_two_prompts_after_a_few_steps(tmp_path, sma
 
 def test_training_validation_reports_the_prompt_probe_of_the_exported_decoder(tmp_path, small_clap):
     """The eval rows of a soundscapes run carry the prompt probe (present / absent mask means, their
-    ratio, Spearman's ρ with the similarity); recomputed here through ``explain`` of the exported
-    decoder on the same validation clips and prompts."""
+    ratio, Spearman's ρ with the similarity, recomputed here through ``explain`` of the exported
+    decoder on the same validation clips and prompts; the own-mask wins, a share of the clips'
+    ordered co-present pairs)."""
     import json
 
     import lmac
     from scipy import stats
 
     from clap_jax.data import soundscapes
-    _train(tmp_path, steps=2)
+    _train(tmp_path, ("data.eval_clips", 4), steps=2)
     row = [json.loads(line) for line in open(tmp_path / "run" / "metrics.jsonl") if '"eval"' in line][-1]
     cfg = soundscapes.SoundscapeConfig(sample_rate=16000, duration=5.0, stft=None, min_events=1, max_events=3)
-    clips = [soundscapes.generate_clip(25_000, i, cfg) for i in range(2)]
+    clips = [soundscapes.generate_clip(25_000, i, cfg) for i in range(4)]          # clips 2, 3: 2 and 3 classes
     ids = [c.id for c in soundscapes.CLASSES]
     rng, mm, sim, present = np.random.default_rng(0), [], [], []
     loaded = lmac.load(str(tmp_path / "export"))
@@ -190,6 +219,9 @@ def test_training_validation_reports_the_prompt_probe_of_the_exported_decoder(tm
     np.testing.assert_allclose(row["mm_absent"], mm[~present].mean(), rtol=1e-4)
     np.testing.assert_allclose(row["absent_present"], mm[~present].mean() / mm[present].mean(), rtol=1e-4)
     np.testing.assert_allclose(row["rho_mm_sim"], stats.spearmanr(mm, sim).statistic, atol=1e-6)
+    n_pairs = sum(len(set(c.labels)) * (len(set(c.labels)) - 1) for c in clips)     # ordered co-present pairs
+    wins = row["own_mask_wins"] * n_pairs                                            # a count of the 8 pairs
+    assert n_pairs == 8 and 0 <= row["own_mask_wins"] <= 1 and abs(wins - round(wins)) < 1e-6
 
 
 def test_mel_domain_decoder_is_localised_on_the_stft_grid_of_the_truth(tmp_path):
@@ -400,8 +432,9 @@ def test_twin_prompts_give_each_clip_two_rows_for_two_of_its_own_sounds(small_cl
         first = texts_of(out["ids"], out["mask"], prompts + clip.captions)
         twin = texts_of(out["ids_twin"], out["mask_twin"], prompts)
         assert twin != first
+        assert out["twin_distinct"] == float(first in prompts)   # two class prompts: compared
     batch = {key: jnp.stack([decode(c, np.random.default_rng(k))[key] for k, c in enumerate(clips[:2])])
-             for key in ("waves", "ids", "mask", "ids_twin", "mask_twin")}
+             for key in ("waves", "ids", "mask", "ids_twin", "mask_twin", "twin_distinct")}
     rows = lmac_zs.twin_rows(batch)
     assert rows["waves"].shape[0] == rows["ids"].shape[0] == 4
     for k in range(2):
@@ -410,6 +443,7 @@ def test_twin_prompts_give_each_clip_two_rows_for_two_of_its_own_sounds(small_cl
         np.testing.assert_array_equal(rows["ids"][2 * k], batch["ids"][k])
         np.testing.assert_array_equal(rows["ids"][2 * k + 1], batch["ids_twin"][k])
         np.testing.assert_array_equal(rows["mask"][2 * k + 1], batch["mask_twin"][k])
+    np.testing.assert_array_equal(rows["twins"], batch["twin_distinct"])
     untouched = {key: batch[key] for key in ("waves", "ids", "mask")}
     assert lmac_zs.twin_rows(untouched) is untouched
     with pytest.raises(ValueError, match="twin_prompts"):

@@ -16,8 +16,10 @@ AudioCaps CSVs) bring their captions. With ``data.twin_prompts`` (ours, off by d
 also brings a second text, the prompt of another of its event classes (a caption where it has one
 class), and takes two rows of the square batch, one per text (``twin_rows``): Eq. 7's diversity term
 then compares the clip's masks for two sounds that are both in it, which with one text per clip it
-sees only when another clip's text happens to name one of them. ``batch_size`` counts clips, so a
-batch holds 2 x batch_size rows. The CLAP (``model.clap``) travels as the loop's frozen state.
+sees only when another clip's text happens to name one of them; ``loss.own_preference`` (ours too)
+asks each of the two prompts for a higher logit on the clip kept by its own mask than by the other's,
+on the twins whose two texts are prompts of different classes (``twin_distinct``). ``batch_size``
+counts clips, so a batch holds 2 x batch_size rows. The CLAP (``model.clap``) travels as the loop's frozen state.
 """
 from __future__ import annotations
 
@@ -102,18 +104,19 @@ def make_loss(clap: api.Clap, cfg: zero_shot.ZsLossConfig):
         mag = frontend.magnitude(frontend.stft(batch["waves"], spectrogram), spectrogram.magnitude_eps)
         out = zero_shot.forward(model.clap, model.decoder, mag, text, spectrogram, cfg, normalize,
                                 jax.lax.stop_gradient(scale))
-        return zero_shot.loss(out, cfg)
+        return zero_shot.loss(out, cfg, twins=batch.get("twins"))
     return loss
 
 
 def twin_rows(batch: dict) -> dict:
     """A batch with ``ids_twin`` / ``mask_twin`` (``data.twin_prompts``): every clip twice in a row,
-    with its first and then its second text (B clips -> 2B rows); any other batch as it is."""
+    with its first and then its second text (B clips -> 2B rows), and ``twins`` (B,) its
+    ``twin_distinct``; any other batch as it is."""
     if "ids_twin" not in batch:
         return batch
     pair = lambda a, b: jnp.stack([a, b], axis=1).reshape((-1,) + a.shape[1:])        # rows 2k, 2k + 1
     return {"waves": jnp.repeat(batch["waves"], 2, axis=0), "ids": pair(batch["ids"], batch["ids_twin"]),
-            "mask": pair(batch["mask"], batch["mask_twin"])}
+            "mask": pair(batch["mask"], batch["mask_twin"]), "twins": batch["twin_distinct"]}
 
 
 def pick_text(clip, rng: random.Random, d: ml_collections.ConfigDict) -> str:
@@ -133,7 +136,9 @@ def pick_twin(clip, first: str, rng: random.Random, d: ml_collections.ConfigDict
 
 def make_decode(clap: api.Clap, d: ml_collections.ConfigDict):
     """Item -> ``waves`` (clip_samples,) prepared as the CLAP prepares audio, ``ids``/``mask`` (text_length,)
-    and, with ``data.twin_prompts``, the second text's ``ids_twin``/``mask_twin`` (text_length,)."""
+    and, with ``data.twin_prompts``, the second text's ``ids_twin``/``mask_twin`` (text_length,) and
+    ``twin_distinct`` () 1.0 where both texts are prompts of (different) classes, else 0.0."""
+    class_prompts = {d.prompt.format(label=c.label) for c in soundscapes.CLASSES}
     tok, length = clap.tokenizer, d.text_length
 
     def tokens(text: str) -> dict[str, np.ndarray]:
@@ -159,6 +164,7 @@ def make_decode(clap: api.Clap, d: ml_collections.ConfigDict):
         out = {"waves": waves.waves[0].astype(np.float32), **tokens(text)}
         if twin is not None:
             out.update({f"{k}_twin": v for k, v in tokens(twin).items()})
+            out["twin_distinct"] = np.float32(text in class_prompts and twin in class_prompts)
         return out
     return decode
 
@@ -181,9 +187,11 @@ def sources(d: ml_collections.ConfigDict):
 def make_prompt_probe(clap: api.Clap, valid, template: str, cfg: zero_shot.ZsLossConfig, batch_size: int):
     """``probe(model)`` on soundscapes validation clips (None for other sources): the mean mask of
     each clip's event prompts (``mm_present``) and of as many absent classes' prompts
-    (``mm_absent``, classes drawn with a fixed seed), ``absent_present`` (their ratio) and
-    ``rho_mm_sim`` (Spearman's ρ between mask mean and similarity over both): what
-    ``lmac.evaluate --zero_shot`` reports on held-out clips, here on validation clips for selection."""
+    (``mm_absent``, classes drawn with a fixed seed), ``absent_present`` (their ratio),
+    ``rho_mm_sim`` (Spearman's ρ between mask mean and similarity over both) and ``own_mask_wins``
+    (over ordered pairs (a, b) of a clip's present prompts, the share where a's logit on the clip
+    kept by a's mask beats a's logit on it kept by b's): what ``lmac.evaluate --zero_shot``
+    reports on held-out clips, here on validation clips for selection."""
     if not isinstance(valid, lmac_data.SoundscapesClips):
         return None
     names = [c.id for c in soundscapes.CLASSES]
@@ -202,20 +210,28 @@ def make_prompt_probe(clap: api.Clap, valid, template: str, cfg: zero_shot.ZsLos
         model = nnx.merge(graphdef, state)
         mag = frontend.magnitude(frontend.stft(w, spectrogram), spectrogram.magnitude_eps)
         out = zero_shot.forward_pairs(model.clap, model.decoder, mag, t, spectrogram, cfg, normalize)
-        return out["mask"].mean(axis=(1, 2)), jnp.sum(out["text"] * out["audio"], axis=-1)
+        return out["mask"].mean(axis=(1, 2)), jnp.sum(out["text"] * out["audio"], axis=-1), out["masked_in"]
+
+    pairs = np.array([(a, b) for a, (i, _, p) in enumerate(rows) for b, (j, _, q) in enumerate(rows)
+                      if a != b and i == j and p and q], np.int64).reshape(-1, 2)   # co-present rows (a, b)
 
     def probe(model: ZsModel) -> dict[str, float]:
         graphdef, state = nnx.split(model)
-        mm, sim = [], []
+        mm, sim, kept = [], [], []
         for s in range(0, len(rows), batch_size):
             part = rows[s:s + batch_size]
             pad = part + [part[-1]] * (batch_size - len(part))               # one program for every batch
-            m, c = scores(state, graphdef, waves[[r[0] for r in pad]], text_all[[r[1] for r in pad]])
+            m, c, k = scores(state, graphdef, waves[[r[0] for r in pad]], text_all[[r[1] for r in pad]])
             mm.append(np.asarray(m)[:len(part)]), sim.append(np.asarray(c)[:len(part)])
+            kept.append(np.asarray(k)[:len(part)])
         mm, sim, present = np.concatenate(mm), np.concatenate(sim), np.array([r[2] for r in rows])
+        kept, t = np.concatenate(kept), np.asarray(text_all)[[r[1] for r in rows]]
+        t = t / np.linalg.norm(t, axis=-1, keepdims=True) if normalize else t
+        own, other = (np.sum(t[pairs[:, 0]] * kept[pairs[:, c]], axis=-1) for c in (0, 1))
         return {"mm_present": float(mm[present].mean()), "mm_absent": float(mm[~present].mean()),
                 "absent_present": float(mm[~present].mean() / max(mm[present].mean(), 1e-12)),
-                "rho_mm_sim": separation.spearman(mm, sim)}
+                "rho_mm_sim": separation.spearman(mm, sim),
+                "own_mask_wins": float(np.mean(own > other)) if len(pairs) else float("nan")}
     return probe
 
 
@@ -249,6 +265,9 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, export: str | None = None)
     if clap.tokenizer is None:
         raise ValueError(f"{cfg.model}: the CLAP has no tokenizer files; LMAC-ZS needs its text encoder")
     lcfg, dcfg = loss_config(cfg.loss), decoder_config(cfg, clap)
+    if lcfg.own_preference and not cfg.data.twin_prompts:
+        raise ValueError("config.loss.own_preference compares a clip's masks for two of its sounds: it needs "
+                         "config.data.twin_prompts=True")
     decoder = text_decoders.init(dcfg, seed=cfg.seed)
     train_set, valid_set = sources(cfg.data)
     decode = make_decode(clap, cfg.data)
