@@ -32,8 +32,10 @@ batches whose rows come in twins (two prompts a, b for two different sounds of o
 ``train.lmac_zs``'s ``data.twin_prompts``), adds λ3 Σ_pairs [softplus(C'_a|b − C'_a|a) +
 softplus(C'_b|a − C'_b|b)] with C'_a|b = s · t̂_aᵀ f̂(M_b ⊙ X) the clip's logit for a when kept by b's
 mask: each prompt's logit should be higher on the clip kept by its own mask than by the other
-sound's, which a single mask per clip (what the uniform loss settles on) never gives. Shapes: magnitudes (B, T, F); text
-embeddings (P, D); masks (P, B, T, F') with F' = F (stft) or n_mels (mel).
+sound's, which a single mask per clip (what the uniform loss settles on) never gives.
+
+Shapes: magnitudes (B, T, F); text embeddings (P, D); masks (P, B, T, F') with F' = F (stft) or
+n_mels (mel).
 """
 from __future__ import annotations
 

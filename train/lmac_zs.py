@@ -19,7 +19,8 @@ then compares the clip's masks for two sounds that are both in it, which with on
 sees only when another clip's text happens to name one of them; ``loss.own_preference`` (ours too)
 asks each of the two prompts for a higher logit on the clip kept by its own mask than by the other's,
 on the twins whose two texts are prompts of different classes (``twin_distinct``). ``batch_size``
-counts clips, so a batch holds 2 x batch_size rows. The CLAP (``model.clap``) travels as the loop's frozen state.
+counts clips, so a batch holds 2 x batch_size rows. The CLAP (``model.clap``) travels as the loop's
+frozen state.
 """
 from __future__ import annotations
 
