@@ -59,7 +59,7 @@ from clap_jax import atomic
 from clap_jax.data import soundscapes
 from clap_jax.linalg import l2_normalize
 from lmac import metrics, protocols, report_figures, zero_shot, zs_explainer, zs_optimized
-from lmac.separation import prompt_separation, separation_table, spearman, step_curve
+from lmac.separation import copresent_pairs, prompt_separation, separation_table, spearman, step_curve
 
 PROTOCOLS = ("in_domain", "mixtures_3db", "white_noise_3db", "speech_3db")
 EVAL_SEED = 70000      # used by nothing in training or selection (see configs/lmac_zs_soundscapes.py)
@@ -185,9 +185,7 @@ class _Scores:
         scores = jax.device_get(metrics.localization_per_sample(maps, truth))
         self.loc.append({key: np.asarray(v)[:n] for key, v in scores.items()})
         # Ordered pairs of present events of distinct classes in one clip (padded to 6 a clip, one shape).
-        clip_class = [(rows[r][0], rows[r][1]) for r in present]
-        pairs = [(x, y) for x, (i, k) in enumerate(clip_class) for y, (j, q) in enumerate(clip_class)
-                 if i == j and k != q]
+        pairs = copresent_pairs([rows[r][0] for r in present], [rows[r][1] for r in present])
         if pairs:
             padded = pairs + pairs[:1] * (6 * len(truth_batch) - len(pairs))
             own, other = (np.array([present[p[e]] for p in padded]) for e in (0, 1))

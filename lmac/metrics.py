@@ -287,6 +287,7 @@ def localization(maps: jax.Array, truth: jax.Array) -> dict[str, jax.Array]:
     return out
 
 
+@jax.jit
 def prompt_specificity(own: jax.Array, other: jax.Array, truth: jax.Array) -> dict[str, jax.Array]:
     """Whether two sounds of one clip get masks of their own: for P pairs (a, b) of co-present events,
     ``own`` the mask (>= 0) for a's prompt, ``other`` the mask for b's prompt, ``truth`` a's true mask

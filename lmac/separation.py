@@ -47,6 +47,13 @@ def prompt_separation(similarity: np.ndarray, present: np.ndarray) -> dict[str, 
             "step_lit_at_ratio_0.2": float(lit_p[ok].max()) if ok.any() else 0.0}
 
 
+def copresent_pairs(clips, classes) -> list[tuple[int, int]]:
+    """Ordered pairs (x, y), x != y, of rows of one clip with different classes: the co-present event
+    pairs that ``own_mask_wins`` and ``prompt_specificity`` score. ``clips``, ``classes``: per row."""
+    return [(x, y) for x, (i, k) in enumerate(zip(clips, classes)) for y, (j, q) in enumerate(zip(clips, classes))
+            if i == j and k != q]
+
+
 def separation_table(separation: dict[str, dict[str, float]]) -> str:
     """Markdown: one row per protocol of :func:`prompt_separation`."""
     lines = ["| protocol | present / absent ROC-AUC of the similarity | absent / present of the step lighting 80 % "

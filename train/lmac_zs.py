@@ -213,8 +213,9 @@ def make_prompt_probe(clap: api.Clap, valid, template: str, cfg: zero_shot.ZsLos
         out = zero_shot.forward_pairs(model.clap, model.decoder, mag, t, spectrogram, cfg, normalize)
         return out["mask"].mean(axis=(1, 2)), jnp.sum(out["text"] * out["audio"], axis=-1), out["masked_in"]
 
-    pairs = np.array([(a, b) for a, (i, _, p) in enumerate(rows) for b, (j, _, q) in enumerate(rows)
-                      if a != b and i == j and p and q], np.int64).reshape(-1, 2)   # co-present rows (a, b)
+    shown = np.flatnonzero([r[2] for r in rows])                              # present-prompt rows
+    pairs = shown[np.array(separation.copresent_pairs([rows[r][0] for r in shown], [rows[r][1] for r in shown]),
+                           np.int64).reshape(-1, 2)]                              # co-present rows (a, b)
 
     def probe(model: ZsModel) -> dict[str, float]:
         graphdef, state = nnx.split(model)
